@@ -1,0 +1,32 @@
+# `make demo` and `make test` do the whole set-up on a fresh machine, then run.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+OUT    ?= out/demo
+
+.PHONY: demo test setup system-packages bench clean
+
+setup: $(STAMP)
+
+system-packages:
+	./scripts/install-system-packages.sh
+
+$(STAMP): pyproject.toml constraints.txt scripts/install-system-packages.sh
+	./scripts/install-system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/harness demo --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/modbus_throughput.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info
