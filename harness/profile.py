@@ -338,3 +338,31 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
 
 def example_profile_path() -> Path:
     return Path(__file__).resolve().parent.parent / "simulators" / "profiles" / "example-device.yaml"
+
+
+def profile_summary(profile: Profile) -> dict:
+    """The `profile` block of results.json: identity, claims (PICS) and parameters (PIXIT)."""
+    block: dict = {"source": profile.source, "device": dict(profile.device)}
+    mb = profile.modbus
+    if mb is not None:
+        block["claims"] = {
+            "modbus": {
+                "function_codes": sorted(mb.function_codes),
+                "max_outstanding": mb.max_outstanding,
+                "device_identification": (
+                    {"level": mb.device_identification.level, "individual_access": mb.device_identification.individual_access}
+                    if mb.device_identification
+                    else None
+                ),
+            }
+        }
+        block["parameters"] = {
+            "modbus": {
+                "unit_ids": list(mb.unit_ids),
+                "response_timeout_ms": round(mb.response_timeout_s * 1000),
+                "tables": {t.value: {"start": r.start, "count": r.count} for t, r in mb.tables.items()},
+                "writable": {t.value: {"start": r.start, "count": r.count} for t, r in mb.writable.items()},
+            }
+        }
+    block["points"] = len(profile.points)
+    return block

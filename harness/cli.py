@@ -1,0 +1,320 @@
+"""The `harness` command (DESIGN section 6, a contract).
+
+    harness certify TARGET [--profile FILE] [--suite NAME]... [--out DIR] [-k EXPR] [-n WORKERS]
+    harness simulate PROFILE [--protocol modbus] [--host 127.0.0.1] [--port N] [--fault NAME]...
+    harness demo [--out DIR]
+    harness probe TARGET --out profile.yaml
+    harness report RESULTS.json [--out FILE]
+    harness suites [--protocol P]
+
+Exit codes of certify: 0 compliant, 1 not (or conditionally) compliant, 2 usage or harness
+error, 3 target unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Protocol-compatibility test harness for industrial devices.")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+SUITES_DIR = Path(__file__).resolve().parent.parent / "conformance_suites"
+DEFAULT_SUITE = {"modbus": "modbus"}
+VERDICT_STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "magenta", "INCONCLUSIVE": "yellow", "NOT_APPLICABLE": "dim"}
+OVERALL_STYLE = {"COMPLIANT": "bold green", "CONDITIONALLY_COMPLIANT": "bold yellow", "NOT_COMPLIANT": "bold red", "INCOMPLETE": "bold magenta"}
+
+
+def _usage_error(message: str) -> "typer.Exit":
+    err.print(f"[red]harness: error:[/red] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _parse_target(text: str):
+    from .target import TargetError, parse_target
+
+    try:
+        return parse_target(text)
+    except TargetError as exc:
+        raise _usage_error(str(exc)) from None
+
+
+def _load_profile(path: Path):
+    from .profile import ProfileError, load_profile
+
+    try:
+        return load_profile(path)
+    except ProfileError as exc:
+        raise _usage_error(str(exc)) from None
+
+
+def _reachable(target, timeout: float = 3.0) -> str | None:
+    """None when a TCP connection opens, else the reason it did not."""
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- certify
+
+
+@app.command()
+def certify(
+    target: str = typer.Argument(..., help="device to test, e.g. modbus+tcp://192.0.2.10:502?unit=1"),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="device profile YAML; without it the device is probed first"),
+    suite: list[str] = typer.Option([], "--suite", help="suite to run (default: the target protocol's suite)"),
+    out: Path = typer.Option(Path("out/certify"), "--out", help="directory for results.json, report.html, junit.xml, capture.pcap"),
+    k: Optional[str] = typer.Option(None, "-k", help="only cases matching this pytest -k expression"),
+    workers: int = typer.Option(0, "-n", help="run cases in parallel on N workers (pytest-xdist)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed, recorded in results.json"),
+    verbose: bool = typer.Option(False, "-v", help="one line per case while running"),
+):
+    """Run the conformance suites against TARGET and write the certification files."""
+    raise typer.Exit(run_certify(target, profile, suite, out, k, workers, seed, verbose, command=_command_line()))
+
+
+def _command_line() -> str:
+    return "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None, verbose=False, command="") -> int:
+    target = _parse_target(target_text)
+    suites = suites or [DEFAULT_SUITE.get(target.protocol, "")]
+    for name in suites:
+        if not (SUITES_DIR / name / "requirements.toml").exists():
+            available = sorted(p.name for p in SUITES_DIR.iterdir() if (p / "requirements.toml").exists())
+            raise _usage_error(f"no suite {name!r} for {target.protocol}; available suites: {', '.join(available)}")
+    if profile is not None:
+        _load_profile(profile)  # a broken profile is a usage error, whatever the target does
+    problem = _reachable(target)
+    if problem:
+        err.print(f"harness: target unreachable: {target.url} ({problem})")
+        return EXIT_UNREACHABLE
+    out.mkdir(parents=True, exist_ok=True)
+    if profile is None:
+        from .probe import probe_to_file
+
+        profile = out / "profile.probed.yaml"
+        console.print(f"No --profile given: probing {target.url} to draft one ({profile}) ...")
+        try:
+            summary = probe_to_file(target, profile)
+        except Exception as exc:  # the device answered the TCP connect but not Modbus
+            err.print(f"harness: probing {target.url} failed: {exc}")
+            return EXIT_USAGE
+        console.print(f"  {summary}")
+        console.print("  Review and correct the drafted profile, then pass it with --profile: the claims decide which cases apply.")
+    args = [str(SUITES_DIR / name) for name in suites]
+    args += ["--target", target_text, "--profile", str(profile), "--harness-out", str(out), "-p", "no:cacheprovider",
+             "--harness-command", command or f"harness certify {target.url}", "-o", "addopts=", "--rootdir", str(SUITES_DIR.parent)]
+    args += ["-rN", "-q" if not verbose else "-v", "--no-header", "--tb=no"]
+    if k:
+        args += ["-k", k]
+    if seed is not None:
+        args += ["--harness-seed", str(seed)]
+    if workers:
+        args += ["-n", str(workers), "--dist", "loadgroup"]
+    import pytest
+
+    console.print(f"Certifying {target.url} with suite(s) {', '.join(suites)} -> {out}/")
+    code = pytest.main(args)
+    results_path = out / "results.json"
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
+        err.print(f"harness: the test run failed to start (pytest exit code {int(code)})")
+        return EXIT_USAGE
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or not results["cases"]:
+        err.print("harness: no case was selected; check -k and --suite")
+        return EXIT_USAGE
+    _print_summary(results, out)
+    return _exit_code(results)
+
+
+def _exit_code(results: dict) -> int:
+    overall = results["summary"]["overall"]
+    return {"COMPLIANT": EXIT_COMPLIANT, "CONDITIONALLY_COMPLIANT": EXIT_NOT_COMPLIANT, "NOT_COMPLIANT": EXIT_NOT_COMPLIANT}.get(overall, EXIT_USAGE)
+
+
+def _print_summary(results: dict, out: Path) -> None:
+    summary = results["summary"]
+    failures = [c for c in results["cases"] if c["verdict"] in ("FAIL", "ERROR", "INCONCLUSIVE")]
+    if failures:
+        table = Table(title="Cases that did not pass", show_lines=False)
+        for col in ("case", "level", "verdict", "message"):
+            table.add_column(col, overflow="fold")
+        for c in failures:
+            table.add_row(c["id"], c["level"], f"[{VERDICT_STYLE[c['verdict']]}]{c['verdict']}[/]", c["message"][:200])
+        console.print(table)
+    counts = ", ".join(f"{n} {v.lower()}" for v, n in summary["counts"].items() if n)
+    coverage = "; ".join(f"{s}: {c['tested']}/{c['catalogued']} requirements tested" for s, c in summary.get("coverage", {}).items())
+    console.print(f"{counts}. {coverage}")
+    style = OVERALL_STYLE.get(summary["overall"], "bold")
+    console.print(f"Overall: [{style}]{summary['overall']}[/]")
+    for name in ("report.html", "results.json", "junit.xml", "capture.pcap"):
+        if (out / name).exists():
+            console.print(f"  {name:13s} {out / name}")
+
+
+# --------------------------------------------------------------------------- simulate / demo
+
+
+@app.command()
+def simulate(
+    profile: Path = typer.Argument(..., help="device profile YAML"),
+    protocol: str = typer.Option("modbus", "--protocol", help="modbus (more protocols come later)"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(0, "--port", help="0 lets the OS pick a free port (printed)"),
+    fault: list[str] = typer.Option([], "--fault", help="misbehave on purpose: delay=MS, no-reply, wrong-tid, wrong-unit, "
+                                    "wrong-length, exception=CODE, truncate, close-mid-reply; suffix :fc=N or :every=N"),
+):
+    """Serve PROFILE as a simulated device until interrupted."""
+    if protocol != "modbus":
+        raise _usage_error(f"--protocol {protocol}: this version simulates modbus only")
+    prof = _load_profile(profile)
+    if prof.modbus is None:
+        raise _usage_error(f"{profile}: the profile has no modbus section to simulate")
+    faults = _parse_faults(fault)
+    import asyncio
+
+    from simulators.modbus.server import ModbusSimulator, new_event_loop
+
+    async def serve():
+        sim = ModbusSimulator(prof, faults, host=host, port=port)
+        await sim.start()
+        console.print(f"listening on modbus+tcp://{sim.host}:{sim.port}" + (f"  faults: {', '.join(fault)}" if fault else ""))
+        sys.stdout.flush()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise _usage_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _parse_faults(texts: list[str]):
+    from simulators.modbus.faults import FaultSyntaxError, parse_fault
+
+    try:
+        return [parse_fault(t) for t in texts]
+    except FaultSyntaxError as exc:
+        raise _usage_error(str(exc)) from None
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="where the report goes")):
+    """Simulate the bundled example device and certify it: a report in one command."""
+    from simulators.modbus.server import start_in_thread
+
+    from .profile import example_profile_path
+
+    path = example_profile_path()
+    prof = _load_profile(path)
+    console.print(f"Simulating {prof.name} from {path}")
+    with start_in_thread(prof) as sim:
+        url = f"modbus+tcp://{sim.host}:{sim.port}"
+        console.print(f"  listening on {url}")
+        code = run_certify(url, path, [], out, command=f"harness demo --out {out}")
+    report = (out / "report.html").resolve()
+    if report.exists():
+        console.print(f"Report: {report}")
+    raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- probe / report / suites
+
+
+@app.command()
+def probe(
+    target: str = typer.Argument(..., help="device to probe, e.g. modbus+tcp://192.0.2.10:502"),
+    out: Path = typer.Option(Path("profile.yaml"), "--out", help="where to write the drafted profile"),
+):
+    """Draft a device profile by probing a device: function codes, table extents, identification."""
+    from .probe import probe_to_file
+
+    t = _parse_target(target)
+    problem = _reachable(t)
+    if problem:
+        err.print(f"harness: target unreachable: {t.url} ({problem})")
+        raise typer.Exit(EXIT_UNREACHABLE)
+    console.print(f"Probing {t.url} ...")
+    summary = probe_to_file(t, out, progress=lambda msg: console.print(f"  {msg}"))
+    console.print(f"Drafted {out}: {summary}")
+    console.print("Check it against the device's documentation before you certify with it.")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="a results.json written by certify or pytest --results-json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default: report.html beside the results)"),
+):
+    """Re-render the HTML report from stored results."""
+    from reports.html import write_html
+
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise _usage_error(f"cannot read {results}: {exc}") from None
+    if data.get("schema") != "harness.results/1":
+        raise _usage_error(f"{results} is not a harness results file (schema {data.get('schema')!r})")
+    target = out or results.with_name("report.html")
+    write_html(data, target)
+    console.print(f"Report: {target}")
+
+
+@app.command()
+def suites(
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="only this protocol's suites"),
+    requirements: bool = typer.Option(False, "--requirements", help="list the requirement catalogue instead of cases"),
+):
+    """List the test cases (or requirements) of the bundled suites."""
+    from .requirements import suite_catalogue
+    from .suite_index import collect_cases
+
+    names = sorted(p.name for p in SUITES_DIR.iterdir() if (p / "requirements.toml").exists())
+    if protocol:
+        names = [n for n in names if n == protocol or n.startswith(protocol)]
+        if not names:
+            raise _usage_error(f"no suite for protocol {protocol!r}")
+    for name in names:
+        catalogue = suite_catalogue(name)
+        if requirements:
+            table = Table(title=f"{name}: {len(catalogue.requirements)} requirements")
+            for col in ("id", "level", "clause", "summary"):
+                table.add_column(col, overflow="fold")
+            for r in catalogue.requirements.values():
+                table.add_row(r.id, r.level.value, r.citation, r.summary)
+        else:
+            cases = collect_cases(SUITES_DIR / name)
+            table = Table(title=f"{name}: {len(cases)} cases")
+            for col in ("case", "level", "requirements", "clause", "title"):
+                table.add_column(col, overflow="fold")
+            for c in cases:
+                table.add_row(c["id"], c["level"], ", ".join(c["requirements"]), c["clause"], c["title"])
+        console.print(table)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Requirement catalogues: each suite's `requirements.toml` (standard library only).
+
+A catalogue maps a requirement id to the document, version, clause, level and a one-line
+summary in our own words:
+
+    [requirements."MBAP-TID-ECHO"]
+    document = "MODBUS Messaging on TCP/IP Implementation Guide"
+    version = "V1.0b"
+    clause = "3.1.3"
+    level = "MUST"
+    summary = "The server copies the transaction identifier of the request into the response."
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import Level
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    document: str
+    version: str
+    clause: str
+    level: Level
+    summary: str
+
+    @property
+    def citation(self) -> str:
+        return f"{self.document} {self.version} §{self.clause}"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    suite: str
+    source: Path
+    sha256: str
+    requirements: dict[str, Requirement]
+
+    def __getitem__(self, rid: str) -> Requirement:
+        return self.requirements[rid]
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self.requirements
+
+
+class CatalogueError(ValueError):
+    pass
+
+
+def load_catalogue(path: str | Path, suite: str | None = None) -> Catalogue:
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(f"{path}: {exc}") from None
+    reqs: dict[str, Requirement] = {}
+    for rid, entry in data.get("requirements", {}).items():
+        missing = {"document", "version", "clause", "level", "summary"} - set(entry)
+        if missing:
+            raise CatalogueError(f"{path}: requirement {rid} lacks {', '.join(sorted(missing))}")
+        try:
+            level = Level(entry["level"])
+        except ValueError:
+            raise CatalogueError(f"{path}: requirement {rid}: level must be MUST, SHOULD or MAY") from None
+        reqs[rid] = Requirement(rid, entry["document"], entry["version"], str(entry["clause"]), level, entry["summary"])
+    return Catalogue(suite or data.get("suite", path.parent.name), path, hashlib.sha256(raw).hexdigest(), reqs)
+
+
+def suite_catalogue(suite: str) -> Catalogue:
+    """The catalogue shipped with a bundled suite, e.g. suite_catalogue("modbus")."""
+    return load_catalogue(Path(__file__).resolve().parent.parent / "conformance_suites" / suite / "requirements.toml", suite)

@@ -1,0 +1,150 @@
+"""Writes a run's results.json as each case ends, and the other artifacts when the run ends.
+
+results.json is rewritten atomically (temporary file + rename) after every case, so an
+interrupted run always leaves a readable file whose `run.status` says "running" or
+"interrupted".  At the end the writer adds junit.xml, report.html and capture.pcap beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .model import RESULTS_SCHEMA, CaseResult
+from .verdict import summarize
+
+# The harness rewrites the pcap's server port to 502 so that tshark and Wireshark decode
+# Modbus/TCP without options; the real port stays in results.json.
+PCAP_SERVER_PORT = 502
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ResultsWriter:
+    def __init__(self, path: Path, *, command: str, seed: int, target: dict | None, profile: dict | None, catalogues: dict):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cases: list[CaseResult] = []
+        self.catalogues = catalogues  # suite -> Catalogue
+        self.data: dict = {
+            "schema": RESULTS_SCHEMA,
+            "run": {
+                "id": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8],
+                "start": _now(),
+                "end": None,
+                "status": "running",
+                "versions": self._versions(),
+                "command": command,
+                "seed": seed,
+                "host": {"os": platform.platform(), "python": sys.version.split()[0]},
+            },
+            "target": target,
+            "profile": profile,
+            "dut": None,
+            "summary": {},
+            "capture": None,
+            "cases": [],
+        }
+        self.flush()
+
+    def _versions(self) -> dict:
+        versions = {"harness": __version__, "python": sys.version.split()[0]}
+        for suite, cat in self.catalogues.items():
+            if cat is not None:
+                versions[f"catalogue:{suite}"] = cat.sha256[:16]
+        return versions
+
+    def ensure_catalogue(self, suite: str) -> None:
+        """Load the bundled catalogue of `suite` the first time one of its cases arrives."""
+        if suite in self.catalogues:
+            return
+        from .requirements import suite_catalogue
+
+        try:
+            self.catalogues[suite] = suite_catalogue(suite)
+        except OSError:
+            self.catalogues[suite] = None  # a suite of the user's own, without a catalogue
+            return
+        self.data["run"]["versions"] = self._versions()
+
+    def set_dut(self, dut: dict | None) -> None:
+        self.data["dut"] = dut
+        self.flush()
+
+    def add(self, case: CaseResult) -> None:
+        self.cases.append(case)
+        self.flush()
+
+    def _summary(self) -> dict:
+        summary = summarize(self.cases)
+        coverage = {}
+        for suite, cat in self.catalogues.items():
+            if cat is None:
+                continue
+            tested = {r for c in self.cases if c.suite == suite for r in c.requirements if c.verdict.value not in ("NOT_APPLICABLE", "ERROR")}
+            coverage[suite] = {"catalogued": len(cat.requirements), "tested": len(tested & set(cat.requirements))}
+        summary["coverage"] = coverage
+        return summary
+
+    def flush(self) -> None:
+        self.data["cases"] = [c.to_dict() for c in self.cases]
+        self.data["summary"] = self._summary()
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(self.data, fh, indent=1, ensure_ascii=False)
+        os.replace(tmp, self.path)
+
+    def finish(self, status: str = "finished", *, artifacts: bool = True) -> list[str]:
+        """Close the run; returns warnings about artifacts that could not be written."""
+        self.data["run"]["end"] = _now()
+        self.data["run"]["status"] = status
+        warnings: list[str] = []
+        out = self.path.parent
+        if artifacts:
+            warnings += self._write_pcap(out / "capture.pcap")
+        self.flush()
+        if artifacts:
+            for name, writer in (("junit.xml", _write_junit), ("report.html", _write_html)):
+                try:
+                    writer(self.data, out / name)
+                except Exception as exc:  # a broken artifact must not lose the results
+                    warnings.append(f"could not write {name}: {exc!r}")
+        return warnings
+
+    def _write_pcap(self, path: Path) -> list[str]:
+        try:
+            from .transport.pcap import pcap_connections_from_cases, write_pcap
+
+            connections = pcap_connections_from_cases(self.data["cases"], server_port_override=PCAP_SERVER_PORT)
+            positions = write_pcap(path, connections)
+        except Exception as exc:
+            return [f"could not write capture.pcap: {exc!r}"]
+        target = self.data.get("target") or {}
+        self.data["capture"] = {
+            "file": path.name,
+            "note": f"synthesised from the harness's socket I/O; server port written as {PCAP_SERVER_PORT} so that "
+            f"tshark decodes Modbus/TCP (real port: {target.get('port')})",
+            "frames": positions or {},
+        }
+        return []
+
+
+def _write_junit(results: dict, path: Path) -> None:
+    from reports.junit import write_junit
+
+    write_junit(results, path)
+
+
+def _write_html(results: dict, path: Path) -> None:
+    from reports.html import write_html
+
+    write_html(results, path)

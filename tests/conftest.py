@@ -1,0 +1,23 @@
+"""Shared fixtures of the project's own tests: the example profile and a running simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.profile import example_profile_path, load_profile
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def example_profile():
+    return load_profile(example_profile_path())
+
+
+@pytest.fixture
+def simulator(example_profile):
+    """The bundled Modbus simulator of the example device, on a free loopback port."""
+    from simulators.modbus.server import start_in_thread
+
+    with start_in_thread(example_profile) as sim:
+        yield sim

@@ -1,0 +1,85 @@
+"""The Modbus suite against the bundled simulator: all pass, and each planted fault is caught."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+
+from simulators.modbus.faults import parse_fault
+from simulators.modbus.server import start_in_thread
+
+from .helpers import HARNESS, certify, verdicts
+
+
+def test_clean_simulator_is_compliant_serial_and_parallel(example_profile, tmp_path):
+    with start_in_thread(example_profile) as sim:
+        url = f"modbus+tcp://{sim.host}:{sim.port}"
+        code, serial, output = certify(url, tmp_path / "serial")
+        assert code == 0, output
+        code_n, parallel, output_n = certify(url, tmp_path / "parallel", "-n", "2")
+        assert code_n == 0, output_n
+    bad = {k: v for k, v in verdicts(serial).items() if v not in ("PASS", "NOT_APPLICABLE")}
+    assert not bad, bad
+    assert serial["summary"]["overall"] == "COMPLIANT"
+    assert verdicts(parallel) == verdicts(serial)
+    assert len(serial["cases"]) >= 90
+    # the files a lab gets
+    for name in ("report.html", "junit.xml", "capture.pcap", "results.json"):
+        assert (tmp_path / "serial" / name).stat().st_size > 0
+    assert serial["dut"]["objects"]["VendorName"] == "Example Automation"
+    assert serial["run"]["status"] == "finished" and serial["run"]["seed"] is not None
+    coverage = serial["summary"]["coverage"]["modbus"]
+    assert coverage["tested"] >= coverage["catalogued"] - 2
+
+
+# fault -> (cases that must FAIL, a -k expression selecting them and a control case)
+FAULTS = {
+    "wrong-tid": ({"MB-MBAP-TID-0000", "MB-MBAP-TID-FFFF"}, "MB-MBAP-TID"),
+    "wrong-unit": ({"MB-MBAP-UID"}, "MB-MBAP-UID"),
+    "wrong-length": ({"MB-MBAP-LEN"}, "MB-MBAP-LEN"),
+    "truncate": ({"MB-MBAP-LEN"}, "MB-MBAP-LEN"),
+    "close-mid-reply": ({"MB-MBAP-LEN"}, "MB-MBAP-LEN"),
+    "delay=800": ({"PICS-RESPONSE-TIME"}, "PICS-RESPONSE-TIME"),
+    "no-reply": ({"PICS-RESPONSE-TIME"}, "PICS-RESPONSE-TIME"),
+    "exception=4:fc=3": ({"MB-FC03-QTY-1", "MB-FC03-ADDR-FIRST"}, "MB-FC03-QTY-1 or MB-FC03-ADDR-FIRST"),
+    "exception=2:fc=1": ({"MB-FC01-PACKING"}, "MB-FC01-PACKING"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_each_fault_fails_the_case_naming_the_broken_rule(example_profile, tmp_path, fault):
+    must_fail, selection = FAULTS[fault]
+    with start_in_thread(example_profile, [parse_fault(fault)]) as sim:
+        code, data, output = certify(f"modbus+tcp://{sim.host}:{sim.port}", tmp_path, "-k", selection)
+    assert data is not None, output
+    got = verdicts(data)
+    assert must_fail <= set(got), got
+    assert {cid: got[cid] for cid in must_fail} == {cid: "FAIL" for cid in must_fail}, output
+    assert code == 1
+    for case in data["cases"]:
+        if case["verdict"] == "FAIL":
+            assert case["evidence"]["frames"], f"{case['id']} failed without evidence"
+            assert case["message"]
+
+
+def test_unreachable_target_is_one_line_and_exit_3(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    proc = subprocess.run([*HARNESS, "certify", f"modbus+tcp://127.0.0.1:{port}", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert lines == [f"harness: target unreachable: modbus+tcp://127.0.0.1:{port} (Connection refused)"]
+
+
+def test_usage_errors_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile: harness.profile/1\nmodbus: {function_codes: [3], tables: {coils: {start: 0, count: x}}}\n")
+    proc = subprocess.run([*HARNESS, "certify", "modbus+tcp://127.0.0.1:1", "--profile", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    proc = subprocess.run([*HARNESS, "certify", "ftp://x"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown target scheme" in proc.stderr
