@@ -70,10 +70,16 @@ SERVERS = (("simulator", start_simulator), ("pymodbus", start_pymodbus), ("libmo
 
 
 def _short(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    """First line of a PeerError plus the last line of the peer's stderr, if any."""
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     head = lines[0] if lines else type(exc).__name__
-    detail = next((line for line in reversed(lines) if "Error" in line or "error" in line), "")
-    return f"{head} ({detail})" if detail and detail != head else head
+    detail = ""
+    if "stderr tail:" in text:
+        tail = text.split("stderr tail:", 1)[1].split("stdout tail:", 1)[0]
+        tail_lines = [line.strip() for line in tail.splitlines() if line.strip() and line.strip() != "(empty)"]
+        detail = tail_lines[-1] if tail_lines else ""
+    return f"{head}: {detail}" if detail else head
 
 
 # ---------------------------------------------------------------------- load generator

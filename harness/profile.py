@@ -153,6 +153,8 @@ class _Doc:
             out = {}
             for key_node, value_node in node.value:
                 key = key_node.value
+                if key_node.tag == "tag:yaml.org,2002:int":
+                    key = int(key, 0)  # e.g. extended device identification object ids
                 child = f"{path}.{key}" if path else str(key)
                 if key in out:
                     raise ProfileError(self.source, key_node.start_mark.line + 1, child, "appears twice")

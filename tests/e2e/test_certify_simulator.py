@@ -83,3 +83,27 @@ def test_usage_errors_exit_2(tmp_path):
     assert proc.returncode == 2
     proc = subprocess.run([*HARNESS, "certify", "ftp://x"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unknown target scheme" in proc.stderr
+
+
+def test_interrupted_run_leaves_readable_results(example_profile, tmp_path):
+    import json
+    import signal
+    import time
+
+    from harness.profile import example_profile_path
+
+    with start_in_thread(example_profile, [parse_fault("delay=150")]) as sim:
+        proc = subprocess.Popen([*HARNESS, "certify", f"modbus+tcp://{sim.host}:{sim.port}", "--profile",
+                                 str(example_profile_path()), "--out", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        results = tmp_path / "results.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if results.exists() and json.loads(results.read_text())["cases"]:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    data = json.loads(results.read_text())
+    assert data["run"]["status"] == "interrupted"
+    assert 0 < len(data["cases"]) < 90

@@ -70,3 +70,12 @@ def test_not_yaml_and_empty():
         parse_profile("", "x.yaml")
     with pytest.raises(ProfileError, match="profile: harness.profile/1"):
         parse_profile("device: {}", "x.yaml")
+
+
+def test_extended_identification_objects():
+    text = BASE.replace("function_codes: [3, 16]", "function_codes: [3, 16, 43]").replace(
+        "points:", "  device_identification: {level: extended, objects: {0x80: serial 17, 129: site B}}\npoints:")
+    p = parse_profile(text, "dev.yaml")
+    assert p.device_id_objects()[0x80] == "serial 17" and p.device_id_objects()[0x81] == "site B"
+    with pytest.raises(ProfileError, match="from 128 to 255"):
+        parse_profile(text.replace("0x80", "0x10"), "dev.yaml")

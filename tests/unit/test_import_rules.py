@@ -1,0 +1,93 @@
+"""The layering of DESIGN section 2, checked on the source: who may import whom."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STDLIB = set(sys.stdlib_module_names)
+
+# module prefix -> allowed top-level imports besides the standard library (prefix match)
+RULES = {
+    "harness.model": (),
+    "harness.verdict": ("harness.model",),
+    "harness.requirements": ("harness.model",),
+    "harness.codec": ("harness.codec",),
+    "harness.transport": ("harness.codec", "harness.transport", "harness.model"),
+    # peers load a profile to fill the third-party server with the device's data
+    "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.peers", "pymodbus"),
+    "reports": ("harness.model", "harness.verdict", "harness.requirements", "reports", "jinja2", "markupsafe"),
+    "simulators": ("harness.codec", "harness.transport", "harness.profile", "harness.model", "simulators", "uvloop", "asyncua"),
+    "conformance_suites": ("harness.conformance", "harness.codec", "harness.model", "harness.profile", "harness.target",
+                           "harness.transport", "conformance_suites", "pytest"),
+}
+
+
+def _imports(path: Path, module: str):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+                if not node.module:  # from . import x
+                    for alias in node.names:
+                        yield node.lineno, f"{name}.{alias.name}"
+                    continue
+                yield node.lineno, name
+            else:
+                yield node.lineno, node.module
+
+
+def _modules():
+    for top in ("harness", "reports", "simulators", "conformance_suites"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            yield path, ".".join(parts)
+
+
+def _rule_for(module: str):
+    best = None
+    for prefix in RULES:
+        if module == prefix or module.startswith(prefix + "."):
+            if best is None or len(prefix) > len(best):
+                best = prefix
+    return best
+
+
+@pytest.mark.parametrize("path, module", [(p, m) for p, m in _modules() if _rule_for(m)], ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_layer_imports_only_what_it_may(path, module):
+    allowed = RULES[_rule_for(module)]
+    bad = []
+    for lineno, name in _imports(path, module):
+        top = name.split(".")[0]
+        if top in STDLIB or top == "__future__":
+            continue
+        if any(name == a or name.startswith(a + ".") for a in allowed):
+            continue
+        bad.append(f"{path.relative_to(ROOT)}:{lineno} imports {name}")
+    assert not bad, "layering broken (DESIGN section 2):\n" + "\n".join(bad)
+
+
+def test_third_party_stacks_only_in_adapters_and_peers():
+    stacks = ("pymodbus", "asyncua", "pyModbusTCP", "modbus_tk", "umodbus")
+    bad = []
+    for path, module in _modules():
+        if module.startswith(("harness.adapters", "harness.peers")):
+            continue
+        for lineno, name in _imports(path, module):
+            if name.split(".")[0] in stacks and not (module.startswith("simulators") and name.startswith("asyncua")):
+                bad.append(f"{path.relative_to(ROOT)}:{lineno} imports {name}")
+    assert not bad, "\n".join(bad)
