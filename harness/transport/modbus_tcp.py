@@ -163,50 +163,29 @@ class ModbusTcpConnection:
 
     def expect_silence(self, window_s: float) -> bytes:
         """Wait `window_s` and return whatever arrived (b"" when the device kept quiet)."""
-        received = bytearray(self._framer.pending())
-        deadline = time.monotonic() + window_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._sock.settimeout(remaining)
-            try:
-                chunk = self._sock.recv(65536)
-            except (TimeoutError, socket.timeout):
-                break
-            except OSError:
-                self.closed_by_peer = True
-                break
-            if not chunk:
-                self.closed_by_peer = True
-                break
-            received += chunk
-        if received:
-            self._emit("rx", bytes(received), describe_tcp(bytes(received), is_response=True))
-        return bytes(received)
+        return self._read_raw(window_s, bytearray(self._framer.pending()), settle_s=None)
 
     def collect_raw(self, timeout: float, settle_s: float = 0.05) -> bytes:
         """Raw bytes as they arrive, bypassing the framer: up to `timeout`, and once a
         complete response by its own length field is in, for `settle_s` more."""
-        received = bytearray()
+        return self._read_raw(timeout, bytearray(), settle_s)
+
+    def _read_raw(self, timeout: float, received: bytearray, settle_s: float | None) -> bytes:
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        while (remaining := deadline - time.monotonic()) > 0:
             self._sock.settimeout(remaining)
             try:
                 chunk = self._sock.recv(65536)
             except (TimeoutError, socket.timeout):
                 break
             except OSError:
-                self.closed_by_peer = True
-                break
+                chunk = b""
             if not chunk:
                 self.closed_by_peer = True
                 break
             received += chunk
-            if len(received) >= 6 and len(received) >= 6 + int.from_bytes(received[4:6], "big"):
+            whole = len(received) >= 6 and len(received) >= 6 + int.from_bytes(received[4:6], "big")
+            if settle_s is not None and whole:
                 deadline = min(deadline, time.monotonic() + settle_s)
         if received:
             self._emit("rx", bytes(received), describe_tcp(bytes(received), is_response=True))
