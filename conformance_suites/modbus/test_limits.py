@@ -38,6 +38,8 @@ def _quantity_params():
             title = (f"FC{fc:02d} quantity {qty} is {'served' if ok else 'refused with exception 03'}"
                      f" (valid 1..{limit.high})")
             reqs = [f"MB-AP-{sec}-QTY"] + ([f"MB-AP-{sec}-RESPONSE"] if ok else ["MB-AP-4.5-EXCEPTION-FORMAT"])
+            if ok and qty == 125:
+                reqs.append("MB-AP-4.1-PDU-SIZE")  # 125 registers: the largest read response, 252 bytes of PDU
             params.append(param(fc, qty, ok, id=f"MB-FC{fc:02d}-QTY-{qty}", title=title, requirements=reqs,
                                 level="MUST", clause=f"{AP} §{sec}"))
     return params

@@ -76,8 +76,8 @@ class ModbusTcpConnection:
         except OSError as exc:
             raise Unreachable(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        local = self._sock.getsockname()
-        self.conn_name = f"{local[0]}:{local[1]}->{host}:{port}"
+        local, peer = self._sock.getsockname(), self._sock.getpeername()
+        self.conn_name = f"{local[0]}:{local[1]}->{peer[0]}:{peer[1]}"  # addresses, for the pcap
 
     # ------------------------------------------------------------------ sending
 

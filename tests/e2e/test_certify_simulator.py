@@ -107,3 +107,42 @@ def test_interrupted_run_leaves_readable_results(example_profile, tmp_path):
     data = json.loads(results.read_text())
     assert data["run"]["status"] == "interrupted"
     assert 0 < len(data["cases"]) < 90
+
+
+def test_certify_without_profile_probes_first(simulator, tmp_path):
+    proc = subprocess.run([*HARNESS, "certify", f"modbus+tcp://{simulator.host}:{simulator.port}", "--out", str(tmp_path),
+                           "-k", "MBAP or FC03"], capture_output=True, text=True, timeout=240)
+    output = proc.stdout + proc.stderr
+    assert "No --profile given: probing" in output
+    assert (tmp_path / "profile.probed.yaml").exists()
+    import json
+
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["profile"]["source"].endswith("profile.probed.yaml")
+    assert proc.returncode == 0, output
+
+
+def test_suites_lists_cases_and_requirements():
+    proc = subprocess.run([*HARNESS, "suites"], capture_output=True, text=True, timeout=120, env={"COLUMNS": "250", "PATH": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "MB-FC03-QTY-126" in proc.stdout and "MBTCP-3.1.3-TID" in proc.stdout
+    proc = subprocess.run([*HARNESS, "suites", "--requirements"], capture_output=True, text=True, timeout=120,
+                          env={"COLUMNS": "250", "PATH": ""})
+    assert "MB-AP-6.17-ORDER" in proc.stdout and "V1.1b3" in proc.stdout
+
+
+def test_capture_decodes_as_modbus_tcp(example_profile, tmp_path):
+    import shutil
+
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is missing: run scripts/install-system-packages.sh (make test does)")
+    with start_in_thread(example_profile) as sim:
+        code, data, output = certify(f"modbus+tcp://{sim.host}:{sim.port}", tmp_path, "-k", "MB-FC03 or MB-MBAP-TID")
+    assert code == 0, output
+    fields = subprocess.run(["tshark", "-r", str(tmp_path / "capture.pcap"), "-Y", "mbtcp", "-T", "fields",
+                             "-e", "mbtcp.trans_id", "-e", "modbus.func_code"], capture_output=True, text=True, timeout=120)
+    rows = [line.split("\t") for line in fields.stdout.splitlines() if line.strip()]
+    assert any(r[0] == "65535" for r in rows), rows[:5]  # MB-MBAP-TID-FFFF's frames
+    assert any(r[1] == "3" for r in rows), rows[:5]
+    frames = data["capture"]["frames"]
+    assert frames and all(frames.values())
