@@ -24,10 +24,13 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Protocol-compatibility test harness for industrial devices.")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# markup=False: messages carry device strings (a vendor name may contain "[/red]"), which
+# must print as they are; styling goes through Text objects instead.
+console = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SUITES_DIR = Path(__file__).resolve().parent.parent / "conformance_suites"
@@ -37,7 +40,7 @@ OVERALL_STYLE = {"COMPLIANT": "bold green", "CONDITIONALLY_COMPLIANT": "bold yel
 
 
 def _usage_error(message: str) -> "typer.Exit":
-    err.print(f"[red]harness: error:[/red] {message}")
+    err.print(Text.assemble(("harness: error:", "red"), " ", message))
     return typer.Exit(EXIT_USAGE)
 
 
@@ -155,13 +158,13 @@ def _print_summary(results: dict, out: Path) -> None:
         for col in ("case", "level", "verdict", "message"):
             table.add_column(col, overflow="fold")
         for c in failures:
-            table.add_row(c["id"], c["level"], f"[{VERDICT_STYLE[c['verdict']]}]{c['verdict']}[/]", c["message"][:200])
+            table.add_row(c["id"], c["level"], Text(c["verdict"], style=VERDICT_STYLE[c["verdict"]]), c["message"][:200])
         console.print(table)
     counts = ", ".join(f"{n} {v.lower()}" for v, n in summary["counts"].items() if n)
     coverage = "; ".join(f"{s}: {c['tested']}/{c['catalogued']} requirements tested" for s, c in summary.get("coverage", {}).items())
     console.print(f"{counts}. {coverage}")
     style = OVERALL_STYLE.get(summary["overall"], "bold")
-    console.print(f"Overall: [{style}]{summary['overall']}[/]")
+    console.print(Text.assemble("Overall: ", (summary["overall"], style)))
     for name in ("report.html", "results.json", "junit.xml", "capture.pcap"):
         if (out / name).exists():
             console.print(f"  {name:13s} {out / name}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from .model import Evidence, Level
+from .model import Level
 
 MARKER = "harness_case"
 
@@ -48,7 +48,7 @@ def case(id: str, title: str, *, requirements: list[str], level: str, clause: st
     if not requirements:
         raise ValueError(f"case {id}: name at least one requirement id")
     Level(level)  # raises on anything but MUST / SHOULD / MAY
-    if "§" not in clause or " V" not in clause and " v" not in clause:
+    if "§" not in clause or (" V" not in clause and " v" not in clause):
         raise ValueError(f"case {id}: clause {clause!r} must carry the spec version and section, e.g. 'MODBUS Application Protocol V1.1b3 §6.3'")
     return getattr(pytest.mark, MARKER)(id=id, title=title, requirements=list(requirements), level=level, clause=clause)
 
@@ -58,10 +58,8 @@ def param(*values, id: str, title: str, requirements: list[str], level: str, cla
     return pytest.param(*values, id=id, marks=case(id, title, requirements=requirements, level=level, clause=clause))
 
 
-def fail(message: str, *, expected: str = "", observed: str = "", evidence: Evidence | None = None) -> None:
-    if evidence is not None:
-        evidence.expected = evidence.expected or expected
-        evidence.observed = evidence.observed or observed
+def fail(message: str, *, expected: str = "", observed: str = "") -> None:
+    """FAIL the case; the plugin files `expected` and `observed` in the case's evidence."""
     raise DeviceFailure(message, expected, observed)
 
 

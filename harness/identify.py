@@ -36,21 +36,21 @@ def read_device_id_objects(conn: ModbusTcpConnection, max_rounds: int = 8) -> di
 
 
 def read_modbus_identity(target_text: str, profile_path: str | None = None) -> dict:
-    from .profile import load_profile
+    from .profile import ProfileError, load_profile
     from .target import parse_target
 
     target = parse_target(target_text)
-    unit, timeout = target.unit or 1, 1.0
+    unit, timeout = (target.unit if target.unit is not None else 1), 1.0
     if profile_path:
         try:
             prof = load_profile(profile_path)
-            if prof.modbus:
-                unit = target.unit if target.unit is not None else prof.modbus.unit_id
-                timeout = prof.modbus.response_timeout_s
-                if 43 not in prof.modbus.function_codes:
-                    return {"source": "Modbus FC43/14", "objects": {}, "note": "the profile does not claim FC43"}
-        except Exception:
-            pass
+        except ProfileError:
+            prof = None  # the run itself reports the profile's error
+        if prof is not None and prof.modbus:
+            unit = target.unit if target.unit is not None else prof.modbus.unit_id
+            timeout = prof.modbus.response_timeout_s
+            if 43 not in prof.modbus.function_codes:
+                return {"source": "Modbus FC43/14", "objects": {}, "note": "the profile does not claim FC43"}
     try:
         with ModbusTcpConnection(target.host, target.port, unit=unit, timeout=timeout) as conn:
             objects = read_device_id_objects(conn)

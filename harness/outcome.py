@@ -7,12 +7,7 @@ from __future__ import annotations
 
 from .conformance import DeviceFailure, HarnessError, Inconclusive, NotApplicable
 from .model import Verdict
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    from .transport.modbus_tcp import ConnectionClosed, NoResponse, Unreachable
-
-    return (NoResponse, ConnectionClosed, Unreachable)
+from .transport.modbus_tcp import TransportError
 
 
 def classify(excinfo) -> tuple[Verdict, str]:
@@ -29,7 +24,7 @@ def classify(excinfo) -> tuple[Verdict, str]:
     if isinstance(exc, AssertionError):
         text = str(exc).split("\nassert ")[0].strip() or "assertion failed"
         return Verdict.FAIL, text
-    if isinstance(exc, _transport_errors()):
+    if isinstance(exc, TransportError):
         # The device did not answer, or closed the connection, where the rule says it answers.
         return Verdict.FAIL, f"{type(exc).__name__}: {exc}"
     if excinfo.typename == "Skipped":

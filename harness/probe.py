@@ -73,7 +73,7 @@ class _Prober:
         return answer is not None and not (isinstance(answer, P.ExceptionResponse) and answer.exception_code == 0x01)
 
     def readable(self, table: Table, address: int) -> bool:
-        fc, kind = READS[table]
+        _, kind = READS[table]
         answer = self.ask(kind(address, 1))
         return answer is not None and not isinstance(answer, P.ExceptionResponse)
 

@@ -19,7 +19,8 @@ import pytest
 from .conformance import MARKER
 from .model import CaseResult, Evidence, Level, Verdict
 
-_CASE_PROP = "harness_case"
+_CASE_PROP = "harness_case"  # the CaseResult as JSON, carried to the controller by pytest-xdist
+_VERDICT_PROP = "harness_verdict"  # the verdict alone, for the terminal status letters
 _STASH_EVIDENCE = pytest.StashKey[Evidence]()
 
 
@@ -145,7 +146,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         nodeid=item.nodeid,
         evidence=evidence,
     )
-    item.user_properties.append((_CASE_PROP, json.dumps(result.to_dict())))
+    item.user_properties += [(_CASE_PROP, json.dumps(result.to_dict())), (_VERDICT_PROP, verdict.value)]
     report.user_properties = list(item.user_properties)
     if verdict in (Verdict.NOT_APPLICABLE, Verdict.INCONCLUSIVE, Verdict.PASS):
         if call.when == "setup":
@@ -160,17 +161,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.outcome = "failed"
         if verdict is Verdict.FAIL and exc is not None:
             report.longrepr = f"FAIL {meta['id']}: {message}"
-    report.harness_verdict = verdict.value  # read by pytest_report_teststatus below
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config):
     if report.when == "teardown":
         return None  # the case was counted at its setup or call report
-    verdict = getattr(report, "harness_verdict", None)
-    if verdict is None:
-        for name, value in getattr(report, "user_properties", []):
-            if name == _CASE_PROP:
-                verdict = json.loads(value)["verdict"]
+    verdict = dict(getattr(report, "user_properties", [])).get(_VERDICT_PROP)
     if verdict == Verdict.NOT_APPLICABLE.value:
         return "not applicable", "n", "NOT_APPLICABLE"
     if verdict == Verdict.INCONCLUSIVE.value:

@@ -40,6 +40,13 @@ READ_REQUEST = {
     FunctionCode.READ_INPUT_REGISTERS: P.ReadInputRegistersRequest,
 }
 
+READ_RESPONSE = {
+    FunctionCode.READ_COILS: P.ReadCoilsResponse,
+    FunctionCode.READ_DISCRETE_INPUTS: P.ReadDiscreteInputsResponse,
+    FunctionCode.READ_HOLDING_REGISTERS: P.ReadHoldingRegistersResponse,
+    FunctionCode.READ_INPUT_REGISTERS: P.ReadInputRegistersResponse,
+}
+
 
 def exc_name(code: int) -> str:
     try:
@@ -81,6 +88,13 @@ class Dut:
             not_applicable(f"the profile declares no {table.value} table")
         return extent
 
+    def any_read(self):
+        """A one-register (or one-bit) read the device claims, at the first address of its table."""
+        for table, fc in READ_FC.items():
+            if self.mb.claims(fc) and table in self.mb.tables:
+                return READ_REQUEST[fc](self.mb.tables[table].start, 1)
+        not_applicable("the profile claims no read function code on a declared table")
+
     def writable(self, table: Table, count: int = 1) -> AddressRange:
         area = self.mb.writable.get(table)
         if area is None or area.count < count:
@@ -117,32 +131,29 @@ class Dut:
     def check_answer(self, reply, tid: int, unit: int, function_code: int):
         adu = reply.adu
         if isinstance(adu, Malformed):
-            fail(f"malformed response frame: {adu}", expected="a well-formed MBAP frame", observed=str(adu), evidence=self.evidence)
+            fail(f"malformed response frame: {adu}", expected="a well-formed MBAP frame", observed=str(adu))
         if len(reply.raw) > MAX_TCP_ADU_SIZE:
-            fail(f"response ADU of {len(reply.raw)} bytes exceeds 260 (AP §4.1)", evidence=self.evidence)
+            fail(f"response ADU of {len(reply.raw)} bytes exceeds 260 (AP §4.1)")
         if adu.transaction_id != tid:
             fail(
                 f"response transaction id 0x{adu.transaction_id:04X} is not the request's 0x{tid:04X} (TCP guide §3.1.3)",
                 expected=f"transaction id 0x{tid:04X}",
                 observed=f"transaction id 0x{adu.transaction_id:04X}",
-                evidence=self.evidence,
             )
         if adu.protocol_id != 0:
-            fail(f"response protocol id {adu.protocol_id} is not 0 (TCP guide §3.1.3)", evidence=self.evidence)
+            fail(f"response protocol id {adu.protocol_id} is not 0 (TCP guide §3.1.3)")
         if adu.unit_id != unit:
             fail(
                 f"response unit id {adu.unit_id} is not the request's {unit} (TCP guide §3.1.3)",
                 expected=f"unit id {unit}",
                 observed=f"unit id {adu.unit_id}",
-                evidence=self.evidence,
             )
         answer = P.decode_response(adu.pdu)
         if isinstance(answer, Malformed):
-            fail(f"malformed response PDU: {answer}", expected="a well-formed response PDU", observed=str(answer), evidence=self.evidence)
+            fail(f"malformed response PDU: {answer}", expected="a well-formed response PDU", observed=str(answer))
         if adu.pdu[0] not in (function_code, function_code | EXCEPTION_FLAG):
             fail(
                 f"response function code 0x{adu.pdu[0]:02X} answers neither 0x{function_code:02X} nor its exception",
-                evidence=self.evidence,
             )
         return answer
 
@@ -151,13 +162,12 @@ class Dut:
     def expect_exception(self, answer, code: int, why: str) -> None:
         expected = f"exception {exc_name(code)} ({why})"
         if not isinstance(answer, P.ExceptionResponse):
-            fail(f"expected exception {code:02X}, got a normal response", expected=expected, observed=show(answer), evidence=self.evidence)
+            fail(f"expected exception {code:02X}, got a normal response", expected=expected, observed=show(answer))
         if answer.exception_code != code:
             fail(
                 f"expected exception {code:02X}, got {answer.exception_code:02X}",
                 expected=expected,
                 observed=show(answer),
-                evidence=self.evidence,
             )
 
     def expect_normal(self, answer, kind: type, why: str):
@@ -166,7 +176,6 @@ class Dut:
                 f"expected a normal {kind.__name__}, got {show(answer)}",
                 expected=f"{kind.__name__} ({why})",
                 observed=show(answer),
-                evidence=self.evidence,
             )
         return answer
 
@@ -177,14 +186,12 @@ class Dut:
     def read_words(self, table: Table, address: int, quantity: int, conn=None) -> list[int]:
         self.require(READ_FC[table])
         answer = self.read(table, address, quantity, conn)
-        kind = P.ReadHoldingRegistersResponse if table is Table.HOLDING_REGISTERS else P.ReadInputRegistersResponse
-        return list(self.expect_normal(answer, kind, f"read back {quantity} registers at {address}").values)
+        return list(self.expect_normal(answer, READ_RESPONSE[READ_FC[table]], f"read back {quantity} registers at {address}").values)
 
     def read_bits(self, table: Table, address: int, quantity: int, conn=None) -> list[bool]:
         self.require(READ_FC[table])
         answer = self.read(table, address, quantity, conn)
-        kind = P.ReadCoilsResponse if table is Table.COILS else P.ReadDiscreteInputsResponse
-        return list(self.expect_normal(answer, kind, f"read back {quantity} bits at {address}").bits(quantity))
+        return list(self.expect_normal(answer, READ_RESPONSE[READ_FC[table]], f"read back {quantity} bits at {address}").bits(quantity))
 
 
 def past_end(extent: AddressRange) -> int:

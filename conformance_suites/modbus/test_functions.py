@@ -35,7 +35,7 @@ FC = FunctionCode
               requirements=["PICS-VALUES", "MB-AP-6.4-RESPONSE", "MB-AP-4.4-ADDRESSING"], level="MUST", clause=f"{AP} §6.4"),
     ],
 )
-def test_point_values(dut, evidence, table):
+def test_point_values(dut, table):
     dut.require(READ_FC[table])
     points = [p for p in dut.profile.points_in(table) if p.value is not None]
     if not points:
@@ -53,39 +53,42 @@ def test_point_values(dut, evidence, table):
                          f"expected {point.value!r}, read {observed!r}")
     if wrong:
         fail(f"{len(wrong)} of {len(points)} points differ from the profile", expected="values as in the profile",
-             observed="; ".join(wrong), evidence=evidence)
+             observed="; ".join(wrong))
 
 
 @case("MB-FC01-PACKING", "FC01 packs coils LSB-first and pads the last byte with zeros",
       requirements=["MB-AP-6.1-RESPONSE"], level="MUST", clause=f"{AP} §6.1")
-def test_coil_bit_packing(dut, evidence):
+def test_coil_bit_packing(dut):
     dut.require(FC.READ_COILS)
     extent = dut.table(Table.COILS)
     known = {p.address: p.value for p in dut.profile.points_in(Table.COILS) if p.value is not None}
     # A window of 19 coils (the spec's example size: three bytes, five padding bits) that
     # holds as many known coils as possible.
-    start = max(known, default=extent.start, key=lambda a: sum(1 for b in known if a <= b < a + 19)) if known else extent.start
-    start = min(max(start, extent.start), max(extent.start, extent.last - 18))
+    def known_in_window(first: int) -> int:
+        return sum(1 for a in known if first <= a < first + 19)
+
+    start = max(known, key=known_in_window, default=extent.start)
+    start = max(extent.start, min(start, extent.last - 18))  # keep the window inside the table
     qty = min(19, extent.count)
     answer = dut.expect_normal(dut.read(Table.COILS, start, qty), P.ReadCoilsResponse, "a valid read")
     if len(answer.data) != (qty + 7) // 8:
-        fail(f"byte count {len(answer.data)} for {qty} coils", expected=f"{(qty + 7) // 8} bytes", evidence=evidence)
+        fail(f"byte count {len(answer.data)} for {qty} coils", expected=f"{(qty + 7) // 8} bytes")
     padding = answer.data[-1] >> (qty % 8) if qty % 8 else 0
     if padding:
         fail("the unused high bits of the last byte are not zero", expected="zero padding",
-             observed=f"last byte 0x{answer.data[-1]:02X}", evidence=evidence)
+             observed=f"last byte 0x{answer.data[-1]:02X}")
     bits = answer.bits(qty)
     for offset, bit in enumerate(bits):
         address = start + offset
         if address in known and bit != known[address]:
             fail(f"coil {address} reads {bit}, the profile says {known[address]} (is the packing MSB-first?)",
-                 expected=f"coil {address} = {known[address]}", observed=f"data {answer.data.hex(' ')}", evidence=evidence)
+                 expected=f"coil {address} = {known[address]}", observed=f"data {answer.data.hex(' ')}")
 
 
 @pytest.mark.writes
 @case("MB-FC05-WRITE", "FC05 sets and clears a coil and echoes the request",
       requirements=["MB-AP-6.5-RESPONSE"], level="MUST", clause=f"{AP} §6.5")
-def test_write_single_coil(dut, evidence):
+def test_write_single_coil(dut):
     dut.require(FC.WRITE_SINGLE_COIL)
     address = dut.writable(Table.COILS).start + 1
     conn = dut.connect()
@@ -94,9 +97,9 @@ def test_write_single_coil(dut, evidence):
         answer = dut.expect_normal(dut.transact(request, conn), P.WriteSingleCoilResponse, "a valid write")
         if (answer.address, answer.value) != (address, value):
             fail("the response is not an echo of the request", expected=f"address {address} value 0x{value:04X}",
-                 observed=f"address {answer.address} value 0x{answer.value:04X}", evidence=evidence)
+                 observed=f"address {answer.address} value 0x{answer.value:04X}")
         if dut.mb.claims(FC.READ_COILS) and dut.read_bits(Table.COILS, address, 1, conn)[0] != state:
-            fail(f"coil {address} does not read back {state} after FC05", evidence=evidence)
+            fail(f"coil {address} does not read back {state} after FC05")
 
 
 @case("MB-FC05-VALUE", "FC05 with value 0x1234 (neither 0xFF00 nor 0x0000) is refused with exception 03",
@@ -143,7 +146,7 @@ def test_write_address_range(dut, fc):
 @pytest.mark.writes
 @case("MB-FC06-WRITE", "FC06 writes a register, echoes the request, and the value reads back",
       requirements=["MB-AP-6.6-RESPONSE"], level="MUST", clause=f"{AP} §6.6")
-def test_write_single_register(dut, evidence, case_random):
+def test_write_single_register(dut, case_random):
     dut.require(FC.WRITE_SINGLE_REGISTER)
     address = dut.writable(Table.HOLDING_REGISTERS).start + 1
     value = case_random.randrange(0x10000)
@@ -151,15 +154,15 @@ def test_write_single_register(dut, evidence, case_random):
     answer = dut.expect_normal(dut.transact(P.WriteSingleRegisterRequest(address, value), conn), P.WriteSingleRegisterResponse, "a valid write")
     if (answer.address, answer.value) != (address, value):
         fail("the response is not an echo of the request", expected=f"address {address} value 0x{value:04X}",
-             observed=f"address {answer.address} value 0x{answer.value:04X}", evidence=evidence)
+             observed=f"address {answer.address} value 0x{answer.value:04X}")
     if dut.mb.claims(FC.READ_HOLDING_REGISTERS) and dut.read_words(Table.HOLDING_REGISTERS, address, 1, conn) != [value]:
-        fail(f"register {address} does not read back 0x{value:04X}", evidence=evidence)
+        fail(f"register {address} does not read back 0x{value:04X}")
 
 
 @pytest.mark.writes
 @case("MB-FC15-WRITE", "FC15 forces 10 coils in LSB-first order and answers address and quantity",
       requirements=["MB-AP-6.11-RESPONSE"], level="MUST", clause=f"{AP} §6.11")
-def test_write_multiple_coils(dut, evidence):
+def test_write_multiple_coils(dut):
     dut.require(FC.WRITE_MULTIPLE_COILS)
     address = dut.writable(Table.COILS, 16).start + 3
     # The spec's example pattern: CD 01 for coils 20..29 -> 1,0,1,1,0,0,1,1,1,0
@@ -169,17 +172,17 @@ def test_write_multiple_coils(dut, evidence):
     answer = dut.expect_normal(dut.transact(request, conn), P.WriteMultipleCoilsResponse, "a valid write")
     if (answer.address, answer.quantity) != (address, len(pattern)):
         fail("the response does not echo address and quantity", expected=f"{address}/{len(pattern)}",
-             observed=f"{answer.address}/{answer.quantity}", evidence=evidence)
+             observed=f"{answer.address}/{answer.quantity}")
     if dut.mb.claims(FC.READ_COILS):
         got = dut.read_bits(Table.COILS, address, len(pattern), conn)
         if got != pattern:
-            fail("the coils do not read back as written", expected=str(pattern), observed=str(got), evidence=evidence)
+            fail("the coils do not read back as written", expected=str(pattern), observed=str(got))
 
 
 @pytest.mark.writes
 @case("MB-FC16-WRITE", "FC16 writes 3 registers, answers address and quantity, and they read back",
       requirements=["MB-AP-6.12-RESPONSE"], level="MUST", clause=f"{AP} §6.12")
-def test_write_multiple_registers(dut, evidence, case_random):
+def test_write_multiple_registers(dut, case_random):
     dut.require(FC.WRITE_MULTIPLE_REGISTERS)
     address = dut.writable(Table.HOLDING_REGISTERS, 16).start + 4
     values = [case_random.randrange(0x10000) for _ in range(3)]
@@ -188,11 +191,11 @@ def test_write_multiple_registers(dut, evidence, case_random):
                                P.WriteMultipleRegistersResponse, "a valid write")
     if (answer.address, answer.quantity) != (address, 3):
         fail("the response does not echo address and quantity", expected=f"{address}/3",
-             observed=f"{answer.address}/{answer.quantity}", evidence=evidence)
+             observed=f"{answer.address}/{answer.quantity}")
     if dut.mb.claims(FC.READ_HOLDING_REGISTERS):
         got = dut.read_words(Table.HOLDING_REGISTERS, address, 3, conn)
         if got != values:
-            fail("the registers do not read back as written", expected=str(values), observed=str(got), evidence=evidence)
+            fail("the registers do not read back as written", expected=str(values), observed=str(got))
 
 
 @pytest.mark.parametrize(
@@ -218,7 +221,7 @@ def test_write_multiple_byte_count_mismatch(dut, fc):
 @pytest.mark.writes
 @case("MB-FC22-FORMULA", "FC22 stores (current AND And_Mask) OR (Or_Mask AND NOT And_Mask): 0x12, F2, 25 -> 0x17",
       requirements=["MB-AP-6.16-FORMULA", "MB-AP-6.16-RESPONSE"], level="MUST", clause=f"{AP} §6.16")
-def test_mask_write_formula(dut, evidence):
+def test_mask_write_formula(dut):
     dut.require(FC.MASK_WRITE_REGISTER, FC.READ_HOLDING_REGISTERS)
     address = dut.writable(Table.HOLDING_REGISTERS, 16).start + 8
     conn = dut.connect()
@@ -230,31 +233,29 @@ def test_mask_write_formula(dut, evidence):
     request = P.MaskWriteRegisterRequest(address, 0x00F2, 0x0025)  # the spec's example
     answer = dut.expect_normal(dut.transact(request, conn), P.MaskWriteRegisterResponse, "a valid mask write")
     if (answer.address, answer.and_mask, answer.or_mask) != (address, 0x00F2, 0x0025):
-        fail("the response is not an echo of the request", evidence=evidence)
+        fail("the response is not an echo of the request")
     got = dut.read_words(Table.HOLDING_REGISTERS, address, 1, conn)[0]
     if got != 0x0017:
-        fail(f"the register holds 0x{got:04X} after the mask write", expected="0x0017", observed=f"0x{got:04X}", evidence=evidence)
+        fail(f"the register holds 0x{got:04X} after the mask write", expected="0x0017", observed=f"0x{got:04X}")
 
 
 @pytest.mark.writes
 @case("MB-FC23-ORDER", "FC23 performs the write before the read: the read returns the values just written",
       requirements=["MB-AP-6.17-ORDER", "MB-AP-6.17-RESPONSE"], level="MUST", clause=f"{AP} §6.17")
-def test_read_write_multiple_order(dut, evidence, case_random):
+def test_read_write_multiple_order(dut, case_random):
     dut.require(FC.READ_WRITE_MULTIPLE_REGISTERS)
     address = dut.writable(Table.HOLDING_REGISTERS, 16).start + 10
     values = [case_random.randrange(0x10000) for _ in range(4)]
     request = P.ReadWriteMultipleRegistersRequest.of(address, 4, address, values)
     answer = dut.expect_normal(dut.transact(request), P.ReadWriteMultipleRegistersResponse, "a valid read/write")
     if list(answer.values) != values:
-        fail("the read did not see the write of the same request", expected=str(values), observed=str(list(answer.values)), evidence=evidence)
+        fail("the read did not see the write of the same request", expected=str(values), observed=str(list(answer.values)))
 
 
 @case("PICS-RESPONSE-TIME", "Five reads are each answered within the profile's response timeout",
       requirements=["PICS-RESPONSE-TIME"], level="MUST", clause="Device profile (PICS) V1 §modbus.response_timeout_ms")
-def test_response_time(dut, evidence):
-    from .test_mbap import any_read
-
-    request = P.encode_pdu(any_read(dut))
+def test_response_time(dut):
+    request = P.encode_pdu(dut.any_read())
     conn = dut.connect()
     limit_ms = dut.timeout * 1000
     for _ in range(5):
@@ -263,8 +264,8 @@ def test_response_time(dut, evidence):
         try:
             reply = conn.receive(dut.timeout * 3)
         except NoResponse:
-            fail(f"no answer within {3 * limit_ms:.0f} ms", expected=f"an answer within {limit_ms:.0f} ms", evidence=evidence)
+            fail(f"no answer within {3 * limit_ms:.0f} ms", expected=f"an answer within {limit_ms:.0f} ms")
         took = (time.monotonic() - start) * 1000
         dut.check_answer(reply, tid, dut.unit, request[0])
         if took > limit_ms:
-            fail(f"answered after {took:.0f} ms", expected=f"within {limit_ms:.0f} ms", observed=f"{took:.0f} ms", evidence=evidence)
+            fail(f"answered after {took:.0f} ms", expected=f"within {limit_ms:.0f} ms", observed=f"{took:.0f} ms")

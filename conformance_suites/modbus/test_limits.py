@@ -10,17 +10,11 @@ import pytest
 
 from harness.codec.modbus import pdu as P
 from harness.codec.modbus.constants import QUANTITY_LIMITS, FunctionCode, Table
-from harness.conformance import not_applicable, param
+from harness.conformance import fail, not_applicable, param
 
-from .support import AP, READ_FC, READ_REQUEST, past_end
+from .support import AP, READ_FC, READ_REQUEST, READ_RESPONSE, past_end
 
 FC = FunctionCode
-RESPONSE = {
-    FC.READ_COILS: P.ReadCoilsResponse,
-    FC.READ_DISCRETE_INPUTS: P.ReadDiscreteInputsResponse,
-    FC.READ_HOLDING_REGISTERS: P.ReadHoldingRegistersResponse,
-    FC.READ_INPUT_REGISTERS: P.ReadInputRegistersResponse,
-}
 SECTION = {FC.READ_COILS: "6.1", FC.READ_DISCRETE_INPUTS: "6.2", FC.READ_HOLDING_REGISTERS: "6.3",
            FC.READ_INPUT_REGISTERS: "6.4", FC.WRITE_MULTIPLE_COILS: "6.11", FC.WRITE_MULTIPLE_REGISTERS: "6.12",
            FC.READ_WRITE_MULTIPLE_REGISTERS: "6.17"}
@@ -80,23 +74,19 @@ def test_quantity_limits(dut, fc, qty, valid):
         dut.expect_exception(answer, 0x03, f"quantity {qty} is outside 1..{QUANTITY_LIMITS[(fc, 'quantity')].high}")
     elif not fits:
         dut.expect_exception(answer, 0x02, f"quantity {qty} is valid but {start}+{qty} runs past the table's end")
-    elif fc in RESPONSE:
-        got = dut.expect_normal(answer, RESPONSE[fc], f"quantity {qty} is valid")
+    elif fc in READ_RESPONSE:
+        got = dut.expect_normal(answer, READ_RESPONSE[fc], f"quantity {qty} is valid")
         expected_bytes = (qty + 7) // 8 if fc in (FC.READ_COILS, FC.READ_DISCRETE_INPUTS) else 2 * qty
-        actual_bytes = len(got.data) if hasattr(got, "data") else 2 * len(got.values)
+        actual_bytes = len(got.data) if TABLE_OF[fc].is_bit else 2 * len(got.values)
         if actual_bytes != expected_bytes:
-            from harness.conformance import fail
-
             fail(f"byte count {actual_bytes} for quantity {qty}", expected=f"byte count {expected_bytes}",
-                 observed=f"byte count {actual_bytes}", evidence=dut.evidence)
+                 observed=f"byte count {actual_bytes}")
     else:
         kind = P.WriteMultipleCoilsResponse if fc is FC.WRITE_MULTIPLE_COILS else P.WriteMultipleRegistersResponse
         got = dut.expect_normal(answer, kind, f"quantity {qty} is valid")
         if (got.address, got.quantity) != (start, qty):
-            from harness.conformance import fail
-
             fail("the response does not echo start address and quantity", expected=f"address {start} quantity {qty}",
-                 observed=f"address {got.address} quantity {got.quantity}", evidence=dut.evidence)
+                 observed=f"address {got.address} quantity {got.quantity}")
 
 
 def _fc23_params():
@@ -136,10 +126,8 @@ def test_fc23_quantity_limits(dut, field, qty, valid):
     else:
         got = dut.expect_normal(answer, P.ReadWriteMultipleRegistersResponse, "valid quantities")
         if len(got.values) != read_qty:
-            from harness.conformance import fail
-
             fail(f"{len(got.values)} registers returned", expected=f"{read_qty} registers",
-                 observed=f"{len(got.values)} registers", evidence=dut.evidence)
+                 observed=f"{len(got.values)} registers")
 
 
 def _address_params():
@@ -171,7 +159,7 @@ def test_read_address_range(dut, table, where):
         not_applicable("the table ends at 65535")
     answer = dut.read(table, address, qty)
     if where in ("first", "last"):
-        dut.expect_normal(answer, RESPONSE[fc], f"address {address} exists")
+        dut.expect_normal(answer, READ_RESPONSE[fc], f"address {address} exists")
     else:
         dut.expect_exception(answer, 0x02, f"addresses {address}..{address + qty - 1} are not all in {extent.start}..{extent.last}")
 

@@ -9,18 +9,11 @@ import pytest
 from harness.codec.modbus import pdu as P
 from harness.codec.modbus.adu import encode_tcp
 from harness.codec.modbus.constants import FunctionCode
-from harness.conformance import case, fail, param
+from harness.codec.modbus.malformed import Malformed
+from harness.conformance import case, fail, not_applicable, param
 from harness.transport.modbus_tcp import NoResponse
 
-from .support import IG, READ_FC, READ_REQUEST
-
-
-def any_read(dut):
-    """A one-register (or one-bit) read the device claims, at the first address of its table."""
-    for table, fc in READ_FC.items():
-        if dut.mb.claims(fc) and table in dut.mb.tables:
-            return READ_REQUEST[fc](dut.mb.tables[table].start, 1)
-    dut.require(FunctionCode.READ_HOLDING_REGISTERS)
+from .support import IG, READ_RESPONSE
 
 
 @pytest.mark.parametrize(
@@ -35,7 +28,7 @@ def any_read(dut):
     ],
 )
 def test_transaction_id_echo(dut, tid):
-    dut.transact(any_read(dut), tid=tid)  # transact fails the case on a foreign transaction id
+    dut.transact(dut.any_read(), tid=tid)  # transact fails the case on a foreign transaction id
 
 
 @case("MB-MBAP-UID", "Each unit id the device serves is returned unchanged in the response",
@@ -43,26 +36,26 @@ def test_transaction_id_echo(dut, tid):
 def test_unit_id_echo(dut):
     conn = dut.connect()
     for unit in dut.mb.unit_ids:
-        dut.transact(any_read(dut), conn, unit=unit)
+        dut.transact(dut.any_read(), conn, unit=unit)
 
 
 @case("MB-MBAP-PID-ZERO", "The response's protocol identifier is 0",
       requirements=["MBTCP-3.1.3-PID"], level="MUST", clause=f"{IG} §3.1.3")
 def test_protocol_id_zero(dut):
-    dut.transact(any_read(dut))  # transact fails on a non-zero protocol id
+    dut.transact(dut.any_read())  # transact fails on a non-zero protocol id
 
 
 @case("MB-MBAP-LEN", "The length field counts exactly the unit id and PDU bytes that follow",
       requirements=["MBTCP-3.1.3-LEN"], level="MUST", clause=f"{IG} §3.1.3")
-def test_length_field(dut, evidence):
+def test_length_field(dut):
     conn = dut.connect()
-    conn.send_pdu(P.encode_pdu(any_read(dut)))
+    conn.send_pdu(P.encode_pdu(dut.any_read()))
     # Collect raw bytes rather than trusting the framer, which itself relies on the field:
     # everything that arrives within the timeout, stopping early once a whole response and
     # a short quiet spell have gone by.
     data = conn.collect_raw(dut.timeout, settle_s=0.05)
     if len(data) < 7:
-        fail(f"only {len(data)} bytes arrived; an MBAP header has 7", observed=data.hex(" "), evidence=evidence)
+        fail(f"only {len(data)} bytes arrived; an MBAP header has 7", observed=data.hex(" "))
     declared = struct.unpack_from(">H", data, 4)[0]
     actual = len(data) - 6
     if declared != actual:
@@ -70,27 +63,25 @@ def test_length_field(dut, evidence):
             f"length field says {declared} bytes follow, {actual} did",
             expected=f"length {actual}",
             observed=f"length {declared} ({data.hex(' ')})",
-            evidence=evidence,
         )
 
 
 @case("MB-MBAP-PID-DISCARD", "A request with a non-zero protocol id is discarded without a response",
       requirements=["MBTCP-4.4.2-PID-DISCARD"], level="MUST", clause=f"{IG} §4.4.2.2")
-def test_non_modbus_protocol_id_discarded(dut, evidence):
+def test_non_modbus_protocol_id_discarded(dut):
     conn = dut.connect()
-    pdu = P.encode_pdu(any_read(dut))
+    pdu = P.encode_pdu(dut.any_read())
     foreign = conn.send_pdu(pdu, protocol_id=0x0001)
     # The device handles requests in order: an answer to the foreign frame comes first.
     follow_up = conn.send_pdu(pdu)
     reply = conn.receive()
-    if not hasattr(reply.adu, "transaction_id"):
-        fail(f"malformed frame: {reply.adu}", evidence=evidence)
+    if isinstance(reply.adu, Malformed):
+        fail(f"malformed frame: {reply.adu}")
     if reply.adu.transaction_id == foreign:
         fail(
             "the device answered a request whose protocol id is 1",
             expected="no response to the protocol id 1 request",
             observed=f"a response with transaction id 0x{foreign:04X}",
-            evidence=evidence,
         )
     dut.check_answer(reply, follow_up, dut.unit, pdu[0])
 
@@ -100,8 +91,6 @@ def test_non_modbus_protocol_id_discarded(dut, evidence):
 def test_unclaimed_function_code(dut):
     candidates = [fc for fc in FunctionCode if not dut.mb.claims(fc)]
     if not candidates:
-        from harness.conformance import not_applicable
-
         not_applicable("the device claims every public function code")
     fc = candidates[0]
     # A request of the right shape for that code, so only "unsupported" can be wrong with it.
@@ -121,17 +110,13 @@ def test_undefined_function_code(dut):
 
 @case("MB-TCP-PIPELINE", "Requests pipelined on one connection are all answered, each with its transaction id",
       requirements=["MBTCP-4.2.1-PIPELINE", "MBTCP-3.1.3-TID"], level="MUST", clause=f"{IG} §4.2.1.1")
-def test_pipelined_requests(dut, evidence):
+def test_pipelined_requests(dut):
     conn = dut.connect()
-    base = any_read(dut)
+    base = dut.any_read()
     count = max(2, min(dut.mb.max_outstanding, 8))
-    sent = {}
-    frames = b""
-    for i in range(count):
-        tid = 0x0100 + i
-        pdu = P.encode_pdu(base)
-        sent[tid] = pdu
-        frames += encode_tcp(tid, dut.unit, pdu)
+    pdu = P.encode_pdu(base)
+    sent = {0x0100 + i for i in range(count)}
+    frames = b"".join(encode_tcp(tid, dut.unit, pdu) for tid in sorted(sent))
     conn.send_raw(frames, summary=f"{count} requests in one write, transaction ids 0x0100..0x{0x0100 + count - 1:04X}")
     seen = set()
     for _ in range(count):
@@ -142,15 +127,16 @@ def test_pipelined_requests(dut, evidence):
                 f"{len(seen)} of {count} pipelined requests were answered",
                 expected=f"{count} responses",
                 observed=f"responses for {sorted(hex(t) for t in seen)}",
-                evidence=evidence,
             )
-        tid = getattr(reply.adu, "transaction_id", None)
+        tid = None if isinstance(reply.adu, Malformed) else reply.adu.transaction_id
         if tid not in sent or tid in seen:
-            fail(f"response with transaction id {tid!r} matches no outstanding request", evidence=evidence)
+            fail(f"response with transaction id {tid!r} matches no outstanding request")
         seen.add(tid)
-        answer = dut.check_answer(reply, tid, dut.unit, sent[tid][0])
-        if isinstance(answer, P.ExceptionResponse) and answer.exception_code == 0x06 and len(seen) > dut.mb.max_outstanding:
-            continue  # beyond the claimed NumberMaxOfServerTransaction, "busy" is allowed (§4.4.2.2)
+        answer = dut.check_answer(reply, tid, dut.unit, pdu[0])
+        if isinstance(answer, P.ExceptionResponse):
+            # Beyond the claimed NumberMaxOfServerTransaction, "busy" (06) is allowed (§4.4.2.2).
+            if answer.exception_code != 0x06 or len(seen) <= dut.mb.max_outstanding:
+                dut.expect_normal(answer, READ_RESPONSE[base.function_code], "a pipelined read is answered normally")
 
 
 @pytest.mark.parametrize(
@@ -166,7 +152,7 @@ def test_request_split_across_segments(dut, gap_s, split):
     import time
 
     conn = dut.connect()
-    request = any_read(dut)
+    request = dut.any_read()
     pdu = P.encode_pdu(request)
     frame = encode_tcp(0x2222, dut.unit, pdu)
     if split == "bytes":

@@ -12,11 +12,11 @@ import pytest
 
 from harness.codec.modbus import pdu as P
 from harness.codec.modbus.adu import encode_tcp
+from harness.codec.modbus.malformed import Malformed
 from harness.conformance import fail, param
 from harness.transport.modbus_tcp import TransportError
 
 from .support import IG
-from .test_mbap import any_read
 
 
 def _frames(unit: int, pdu: bytes) -> dict[str, bytes]:
@@ -53,8 +53,8 @@ CASES = {
         for kind, text in CASES.items()
     ],
 )
-def test_device_survives_malformed_frame(dut, evidence, kind):
-    request = any_read(dut)
+def test_device_survives_malformed_frame(dut, kind):
+    request = dut.any_read()
     pdu = P.encode_pdu(request)
     bad = dut.connect()
     bad.send_raw(_frames(dut.unit, pdu)[kind], summary=f"deliberately malformed: {CASES[kind]}")
@@ -62,8 +62,8 @@ def test_device_survives_malformed_frame(dut, evidence, kind):
         # A complete frame with a short PDU deserves an answer or silence, not a broken frame.
         try:
             reply = bad.receive(dut.timeout)
-            if not hasattr(reply.adu, "transaction_id"):
-                fail(f"the device answered with a malformed frame: {reply.adu}", evidence=evidence)
+            if isinstance(reply.adu, Malformed):
+                fail(f"the device answered with a malformed frame: {reply.adu}")
         except TransportError:
             pass
     else:
@@ -73,7 +73,6 @@ def test_device_survives_malformed_frame(dut, evidence, kind):
         answer = dut.transact(request)  # on a fresh connection
     except TransportError as exc:
         fail(f"the device no longer answers after {CASES[kind]}: {exc}", expected="a correct answer on a new connection",
-             observed=str(exc), evidence=evidence)
+             observed=str(exc))
     if isinstance(answer, P.ExceptionResponse):
-        fail(f"the device answers a correct request with exception {answer.exception_code:02X} after {CASES[kind]}",
-             evidence=evidence)
+        fail(f"the device answers a correct request with exception {answer.exception_code:02X} after {CASES[kind]}")

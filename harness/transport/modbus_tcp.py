@@ -191,11 +191,6 @@ class ModbusTcpConnection:
             self._emit("rx", bytes(received), describe_tcp(bytes(received), is_response=True))
         return bytes(received)
 
-    def is_closed_by_peer(self, wait_s: float) -> bool:
-        """True when the device closes the connection within `wait_s` (data is read and recorded)."""
-        self.expect_silence(wait_s)
-        return self.closed_by_peer
-
     # ------------------------------------------------------------------ housekeeping
 
     def close(self) -> None:

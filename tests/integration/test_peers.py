@@ -18,6 +18,7 @@ import textwrap
 import time
 
 import pytest
+from raw_client import RawClient
 
 from harness.codec.modbus import datatypes
 from harness.codec.modbus.constants import Table
@@ -32,25 +33,10 @@ STARTERS = {"pymodbus": start_pymodbus_server, "libmodbus": start_libmodbus_serv
 READ_FC = {Table.COILS: 1, Table.DISCRETE_INPUTS: 2, Table.HOLDING_REGISTERS: 3, Table.INPUT_REGISTERS: 4}
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise AssertionError(f"peer closed the connection after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
 def transact(host: str, port: int, pdu: bytes, unit: int = UNIT, tid: int = 0x1234, timeout: float = 3.0) -> bytes:
     """Send one request ADU, return the reply PDU after checking the MBAP header."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu)
-        r_tid, r_pid, r_len, r_unit = struct.unpack(">HHHB", _recv_exact(sock, 7))
-        assert (r_tid, r_pid, r_unit) == (tid, 0, unit)
-        assert 2 <= r_len <= 254
-        return _recv_exact(sock, r_len - 1)
+    with RawClient(host, port, timeout) as client:
+        return client.request(pdu, tid=tid, unit=unit)
 
 
 def read_words(host: str, port: int, point) -> list[int]:

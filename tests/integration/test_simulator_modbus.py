@@ -8,16 +8,15 @@ any codec or third-party stack.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import struct
 
 import pytest
 
 from harness.profile import DeviceIdClaim, example_profile_path, load_profile, parse_profile
+from raw_client import TIMEOUT, RawClient, frame
 from simulators.modbus import start_in_thread
 from simulators.modbus.datastore import pack_bits, unpack_bits
 
-TIMEOUT = 2.0
 
 PROFILE_YAML = """
 profile: harness.profile/1
@@ -41,77 +40,6 @@ points:
   - {name: level,    table: input_registers,   address: 100, type: int16, value: -2}
   - {name: alarm,    table: discrete_inputs,   address: 0, type: bool, value: true}
 """
-
-
-class RawClient:
-    """A Modbus TCP client made of a socket and struct; every operation has a timeout."""
-
-    def __init__(self, host: str, port: int, timeout: float = TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.next_tid = 1
-
-    @staticmethod
-    def frame(pdu: bytes, tid: int = 1, unit: int = 1, protocol: int = 0, length: int | None = None) -> bytes:
-        return struct.pack(">HHHB", tid, protocol, len(pdu) + 1 if length is None else length, unit) + pdu
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def recv_exact(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            chunk = self.sock.recv(count - len(data))
-            if not chunk:
-                raise ConnectionError(f"connection closed after {len(data)} of {count} bytes")
-            data += chunk
-        return data
-
-    def read_adu(self) -> tuple[int, int, int, int, bytes]:
-        """(transaction id, protocol id, length, unit id, pdu) of the next response."""
-        tid, protocol, length, unit = struct.unpack(">HHHB", self.recv_exact(7))
-        return tid, protocol, length, unit, self.recv_exact(length - 1)
-
-    def request(self, pdu: bytes | str, unit: int = 1) -> bytes:
-        """Send one request, check the MBAP header of the answer, return the response PDU."""
-        if isinstance(pdu, str):
-            pdu = bytes.fromhex(pdu)
-        tid = self.next_tid
-        self.next_tid = (tid + 1) & 0xFFFF
-        self.send(self.frame(pdu, tid, unit))
-        r_tid, protocol, length, r_unit, r_pdu = self.read_adu()
-        assert (r_tid, protocol, r_unit) == (tid, 0, unit)
-        assert length == len(r_pdu) + 1
-        return r_pdu
-
-    def expect_silence(self, seconds: float = 0.2) -> None:
-        self.sock.settimeout(seconds)
-        try:
-            data = self.sock.recv(1024)
-        except TimeoutError:
-            return
-        finally:
-            self.sock.settimeout(TIMEOUT)
-        raise AssertionError(f"expected no answer, got {data.hex(' ') if data else 'end of stream'}")
-
-    def expect_closed(self) -> None:
-        """The server closes: end of stream (or a reset) within the timeout, no further data."""
-        try:
-            while True:
-                data = self.sock.recv(1024)
-                if not data:
-                    return
-        except ConnectionResetError:
-            return
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def exception(fc: int, code: int) -> bytes:

@@ -11,7 +11,6 @@ import os
 import re
 import select
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -23,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.profile import example_profile_path, parse_profile
+from raw_client import TIMEOUT, RawClient, frame
 from simulators.modbus import FaultSyntaxError, ModbusSimulator, parse_fault, start_in_thread
 from simulators.modbus.server import _Connection
 
-TIMEOUT = 2.0
 REPO = Path(__file__).resolve().parents[2]
 
 PROFILE_YAML = """
@@ -45,79 +44,6 @@ points:
 """
 READ_ONE = bytes.fromhex("0300000001")  # answers 03 02 12 34
 READ_ONE_ANSWER = bytes.fromhex("03021234")
-
-
-def frame(pdu: bytes, tid: int = 1, unit: int = 1, protocol: int = 0, length: int | None = None) -> bytes:
-    return struct.pack(">HHHB", tid, protocol, len(pdu) + 1 if length is None else length, unit) + pdu
-
-
-class RawClient:
-    """Socket + struct; every operation has a timeout."""
-
-    def __init__(self, host: str, port: int, timeout: float = TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def recv_exact(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            chunk = self.sock.recv(count - len(data))
-            if not chunk:
-                raise ConnectionError(f"connection closed after {len(data)} of {count} bytes: {data.hex(' ')}")
-            data += chunk
-        return data
-
-    def read_adu(self) -> tuple[int, int, int, int, bytes]:
-        tid, protocol, length, unit = struct.unpack(">HHHB", self.recv_exact(7))
-        return tid, protocol, length, unit, self.recv_exact(length - 1)
-
-    def request(self, pdu: bytes = READ_ONE, tid: int = 1, unit: int = 1) -> bytes:
-        self.send(frame(pdu, tid, unit))
-        r_tid, protocol, length, r_unit, r_pdu = self.read_adu()
-        assert (r_tid, protocol, r_unit, length) == (tid, 0, unit, len(r_pdu) + 1)
-        return r_pdu
-
-    def recv_all_until_quiet(self, quiet: float = 0.3) -> bytes:
-        """Everything that arrives until `quiet` seconds pass without data or the stream ends."""
-        data = b""
-        self.sock.settimeout(quiet)
-        try:
-            while True:
-                chunk = self.sock.recv(4096)
-                if not chunk:
-                    return data
-                data += chunk
-        except TimeoutError:
-            return data
-        finally:
-            self.sock.settimeout(TIMEOUT)
-
-    def expect_silence(self, seconds: float = 0.2) -> None:
-        data = self.recv_all_until_quiet(seconds)
-        assert data == b"", f"expected no answer, got {data.hex(' ')}"
-
-    def is_closed_by_peer(self) -> bool:
-        """True when the server closed: end of stream or reset within the timeout."""
-        try:
-            while True:
-                if not self.sock.recv(1024):
-                    return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 class _Records(logging.Handler):
@@ -191,7 +117,7 @@ def test_length_outside_2_to_254_closes_the_connection(sim, length):
         assert client.read_adu()[0] == 1
         assert client.is_closed_by_peer()
     with RawClient(sim.host, sim.port) as client:  # and the server serves new connections
-        assert client.request() == READ_ONE_ANSWER
+        assert client.request(READ_ONE) == READ_ONE_ANSWER
 
 
 def test_longest_legal_frame_is_served(client):
@@ -266,21 +192,21 @@ def test_malformed_frames_then_a_correct_answer_on_a_new_connection(sim):
             client.send(garbage)
             client.recv_all_until_quiet(0.05)
         with RawClient(sim.host, sim.port) as client:
-            assert client.request() == READ_ONE_ANSWER
+            assert client.request(READ_ONE) == READ_ONE_ANSWER
 
 
 def test_client_closing_mid_frame_does_not_disturb_others(sim):
     with RawClient(sim.host, sim.port) as other:
         with RawClient(sim.host, sim.port) as client:
             client.send(frame(READ_ONE)[:9])
-        assert other.request() == READ_ONE_ANSWER
+        assert other.request(READ_ONE) == READ_ONE_ANSWER
 
 
 def test_stop_closes_open_connections(profile):
     running = start_in_thread(profile)
     client = RawClient(running.host, running.port)
     try:
-        assert client.request() == READ_ONE_ANSWER
+        assert client.request(READ_ONE) == READ_ONE_ANSWER
         running.stop()
         assert client.is_closed_by_peer()
     finally:
@@ -410,7 +336,7 @@ def test_parse_fault_errors_say_the_right_syntax(text, message):
 def test_fault_delay(profile):
     with simulator_with(profile, "delay=150") as sim, RawClient(sim.host, sim.port) as client:
         started = time.monotonic()
-        assert client.request() == READ_ONE_ANSWER
+        assert client.request(READ_ONE) == READ_ONE_ANSWER
         assert time.monotonic() - started >= 0.14
 
 
