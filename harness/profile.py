@@ -1,9 +1,13 @@
 """Device profile: load and validate the YAML file that describes one device (DESIGN §5).
 
 A profile holds the device's identity, its claims (PICS: supported function codes, device
-identification level, outstanding transactions), the test parameters (PIXIT: unit ids, table
-extents, writable test addresses, response timeout) and its typed data points.  The same
-profile drives the simulator and selects the conformance cases that apply to a real device.
+identification level, outstanding transactions; the OPC UA server profile, security policies
+and user tokens), the test parameters (PIXIT: unit ids, table extents, writable test
+addresses, response timeout; the OPC UA endpoint path, namespace and test users) and its typed
+data points with their mapping onto each protocol (Modbus table and address, OPC UA node id,
+engineering unit and scale).  The same profile drives the simulator and selects the
+conformance cases that apply to a real device.  The OPC UA section is parsed by
+`profile_opcua`; this module owns the file format, the Modbus section and the points.
 
 Every error names the file, the line and the field, and says how to fix it:
 
@@ -13,13 +17,17 @@ Every error names the file, the line and the field, and says how to fix it:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .codec.modbus import datatypes
 from .codec.modbus.constants import FunctionCode, Table
+from .profile_opcua import default_node_id, opcua_summary, parse_opcua_section
+from .profile_doc import ProfileError, ProfileDoc, read_int, read_mapping
+
+__all__ = ["ProfileError", "Profile", "Point", "load_profile", "parse_profile"]
 
 SCHEMA = "harness.profile/1"
 DEVICE_FIELDS = (
@@ -32,15 +40,7 @@ DEVICE_FIELDS = (
     "user_application_name",
 )
 ID_LEVELS = ("basic", "regular", "extended")
-
-
-class ProfileError(ValueError):
-    """A profile that cannot be used; the message names file, line and field."""
-
-    def __init__(self, source: str, line: int | None, path: str, message: str):
-        self.source, self.line, self.path, self.problem = source, line, path, message
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+_NODE_ID_FORM = re.compile(r"^(i=\d+|s=.+|g=[0-9a-fA-F-]{36}|b=[A-Za-z0-9+/=]+)$")
 
 
 @dataclass(frozen=True)
@@ -58,22 +58,41 @@ class AddressRange:
 
 @dataclass(frozen=True)
 class Point:
+    """One data point of the device, with its place in each protocol.
+
+    `value` is the raw value as the Modbus registers hold it (a list of `array` values for an
+    array point).  The engineering value other protocols show is `value * scale`; `table` is
+    None for a point the device offers only through OPC UA.
+    """
+
     name: str
-    table: Table
+    table: Table | None
     address: int
     type: str
     value: Any = None
     word_order: str = "big"
     length: int = 0  # characters, strings only
     writable: bool = False
+    array: int = 0  # element count of an array point; 0 for a scalar
+    scale: float | None = None  # engineering value = raw value * scale
+    unit: str = ""  # engineering unit, e.g. "V"
+    node_id: str = ""  # OPC UA node id in the device namespace, without "ns=" ("s=Meter.V1")
+
+    @property
+    def element_size(self) -> int:
+        """Bits or registers one element occupies."""
+        if self.table is not None and self.table.is_bit:
+            return 1
+        return datatypes.register_count(self.type, self.length)
 
     @property
     def size(self) -> int:
         """Number of bits or registers the point occupies."""
-        return 1 if self.table.is_bit else datatypes.register_count(self.type, self.length)
+        return self.element_size * (self.array or 1)
 
     def words(self) -> list[int]:
-        return datatypes.encode(self.type, self.value, self.word_order, self.length)
+        """The raw value as register words (or 0/1 bits), every element in turn."""
+        return encode_point(self, self.value)
 
 
 @dataclass(frozen=True)
@@ -106,12 +125,39 @@ class ModbusSection:
         return self.unit_ids[0]
 
 
+def encode_point(point: Point, value) -> list[int]:
+    """A raw value of `point` -> register words or 0/1 bits, element after element."""
+    values = value if point.array else [value]
+    words: list[int] = []
+    for v in values:
+        if point.type == "bool":
+            words.append(1 if v else 0)
+        else:
+            words += datatypes.encode(point.type, v, point.word_order, point.length)
+    return words
+
+
+def decode_point(point: Point, words: list[int]):
+    """Register words or 0/1 bits -> the raw value of `point` (a list for an array point)."""
+    step = point.element_size
+    values = [datatypes.decode(point.type, words[i : i + step], point.word_order) for i in range(0, step * (point.array or 1), step)]
+    return values if point.array else values[0]
+
+
+def same_point_value(point: Point, expected, observed) -> bool:
+    """Equality as the point's type defines it, element by element for an array point."""
+    if point.array:
+        return len(expected) == len(observed) and all(datatypes.same_value(point.type, e, o) for e, o in zip(expected, observed))
+    return datatypes.same_value(point.type, expected, observed)
+
+
 @dataclass(frozen=True)
 class Profile:
     source: str
     device: dict[str, str]
     modbus: ModbusSection | None
     points: tuple[Point, ...]
+    opcua: Any = None  # profile_opcua.OpcuaSection when the device has an OPC UA face
 
     @property
     def name(self) -> str:
@@ -127,81 +173,27 @@ class Profile:
     def points_in(self, table: Table) -> list[Point]:
         return [p for p in self.points if p.table is table]
 
-
-# --------------------------------------------------------------------------- loading
-
-
-class _Doc:
-    """Plain YAML values plus the line of every field, for error messages."""
-
-    def __init__(self, source: str, text: str):
-        self.source = source
-        self.lines: dict[str, int] = {}
-        try:
-            node = yaml.compose(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            raise ProfileError(source, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-        if node is None:
-            raise ProfileError(source, 1, "", "the file is empty; start from simulators/profiles/example-device.yaml")
-        self.data = self._convert(node, "")
-
-    def _convert(self, node, path: str):
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key_node.tag == "tag:yaml.org,2002:int":
-                    key = int(key, 0)  # e.g. extended device identification object ids
-                child = f"{path}.{key}" if path else str(key)
-                if key in out:
-                    raise ProfileError(self.source, key_node.start_mark.line + 1, child, "appears twice")
-                out[key] = self._convert(value_node, child)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._convert(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
-
-    def error(self, path: str, message: str) -> ProfileError:
-        line = self.lines.get(path)
-        probe = path
-        while line is None and probe:
-            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
-            line = self.lines.get(probe)
-        return ProfileError(self.source, line, path, message)
+    def point(self, name: str) -> Point:
+        for p in self.points:
+            if p.name == name:
+                return p
+        raise KeyError(f"no point named {name!r} in {self.source}")
 
 
-def _mapping(doc: _Doc, value, path: str, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise doc.error(path, f"expected a mapping of fields, got {type(value).__name__}")
-    for key in value:
-        if key not in allowed:
-            raise doc.error(f"{path}.{key}" if path else key, f"unknown field; allowed here: {', '.join(allowed)}")
-    return value
-
-
-def _int(doc: _Doc, value, path: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise doc.error(path, f"expected a whole number from {lo} to {hi}, got {value!r}")
-    return value
-
-
-def _range(doc: _Doc, value, path: str) -> AddressRange:
-    m = _mapping(doc, value, path, ("start", "count"))
+def _range(doc: ProfileDoc, value, path: str) -> AddressRange:
+    m = read_mapping(doc, value, path, ("start", "count"))
     if "start" not in m or "count" not in m:
         raise doc.error(path, "needs both start and count, e.g. {start: 0, count: 100}")
-    start = _int(doc, m["start"], f"{path}.start", 0, 65535)
-    count = _int(doc, m["count"], f"{path}.count", 1, 65536)
+    start = read_int(doc, m["start"], f"{path}.start", 0, 65535)
+    count = read_int(doc, m["count"], f"{path}.count", 1, 65536)
     if start + count > 65536:
         raise doc.error(path, f"start {start} + count {count} runs past address 65535")
     return AddressRange(start, count)
 
 
-def _modbus(doc: _Doc, value) -> ModbusSection:
+def _modbus(doc: ProfileDoc, value) -> ModbusSection:
     path = "modbus"
-    m = _mapping(
+    m = read_mapping(
         doc,
         value,
         path,
@@ -212,24 +204,24 @@ def _modbus(doc: _Doc, value) -> ModbusSection:
         raise doc.error(f"{path}.function_codes", "list the function codes the device supports, e.g. [1, 2, 3, 4, 5, 6, 15, 16]")
     known = {int(f) for f in FunctionCode}
     for i, fc in enumerate(fcs):
-        _int(doc, fc, f"{path}.function_codes[{i}]", 1, 127)
+        read_int(doc, fc, f"{path}.function_codes[{i}]", 1, 127)
         if fc not in known:
             raise doc.error(f"{path}.function_codes[{i}]", f"function code {fc} is not one the harness knows: {sorted(known)}")
     unit_ids = m.get("unit_ids", [1])
     if not isinstance(unit_ids, list) or not unit_ids:
         raise doc.error(f"{path}.unit_ids", "expected a list of unit ids, e.g. [1]")
     for i, u in enumerate(unit_ids):
-        _int(doc, u, f"{path}.unit_ids[{i}]", 0, 255)
+        read_int(doc, u, f"{path}.unit_ids[{i}]", 0, 255)
     timeout_ms = m.get("response_timeout_ms", 1000)
-    _int(doc, timeout_ms, f"{path}.response_timeout_ms", 1, 600_000)
-    max_out = _int(doc, m.get("max_outstanding", 1), f"{path}.max_outstanding", 1, 65535)
+    read_int(doc, timeout_ms, f"{path}.response_timeout_ms", 1, 600_000)
+    max_out = read_int(doc, m.get("max_outstanding", 1), f"{path}.max_outstanding", 1, 65535)
 
     tables: dict[Table, AddressRange] = {}
-    raw_tables = _mapping(doc, m.get("tables", {}), f"{path}.tables", tuple(t.value for t in Table))
+    raw_tables = read_mapping(doc, m.get("tables", {}), f"{path}.tables", tuple(t.value for t in Table))
     for name, rng in raw_tables.items():
         tables[Table(name)] = _range(doc, rng, f"{path}.tables.{name}")
     writable: dict[Table, AddressRange] = {}
-    raw_writable = _mapping(doc, m.get("writable", {}), f"{path}.writable", ("coils", "holding_registers"))
+    raw_writable = read_mapping(doc, m.get("writable", {}), f"{path}.writable", ("coils", "holding_registers"))
     for name, rng in raw_writable.items():
         table = Table(name)
         r = _range(doc, rng, f"{path}.writable.{name}")
@@ -239,13 +231,13 @@ def _modbus(doc: _Doc, value) -> ModbusSection:
 
     device_id = None
     if "device_identification" in m:
-        d = _mapping(doc, m["device_identification"], f"{path}.device_identification", ("level", "individual_access", "objects"))
+        d = read_mapping(doc, m["device_identification"], f"{path}.device_identification", ("level", "individual_access", "objects"))
         level = d.get("level", "basic")
         if level not in ID_LEVELS:
             raise doc.error(f"{path}.device_identification.level", f"expected one of {', '.join(ID_LEVELS)}, got {level!r}")
         extra: dict[int, str] = {}
         for key, val in (d.get("objects") or {}).items():
-            _int(doc, key, f"{path}.device_identification.objects.{key}", 0x80, 0xFF)
+            read_int(doc, key, f"{path}.device_identification.objects.{key}", 0x80, 0xFF)
             extra[key] = str(val)
         device_id = DeviceIdClaim(level, bool(d.get("individual_access", True)), extra)
     if 43 in fcs and device_id is None:
@@ -262,7 +254,28 @@ def _modbus(doc: _Doc, value) -> ModbusSection:
     )
 
 
-def _points(doc: _Doc, value, modbus: ModbusSection | None) -> tuple[Point, ...]:
+POINT_FIELDS = ("name", "table", "address", "type", "value", "word_order", "length", "writable", "array", "scale", "unit", "node_id")
+
+
+def _point_value(doc: ProfileDoc, p: dict, path: str, ptype: str, length: int, array: int) -> Any:
+    value = p.get("value")
+    if value is None:
+        return None
+    if array:
+        if not isinstance(value, list) or len(value) != array:
+            raise doc.error(f"{path}.value", f"an array point of {array} elements needs a list of {array} values")
+        for i, v in enumerate(value):
+            problem = datatypes.check_value(ptype, v, length)
+            if problem:
+                raise doc.error(f"{path}.value[{i}]", problem)
+        return list(value)
+    problem = datatypes.check_value(ptype, value, length)
+    if problem:
+        raise doc.error(f"{path}.value", problem)
+    return value
+
+
+def _points(doc: ProfileDoc, value, modbus: ModbusSection | None) -> tuple[Point, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -272,21 +285,27 @@ def _points(doc: _Doc, value, modbus: ModbusSection | None) -> tuple[Point, ...]
     occupied: dict[tuple[Table, int], str] = {}
     for i, raw in enumerate(value):
         path = f"points[{i}]"
-        p = _mapping(doc, raw, path, ("name", "table", "address", "type", "value", "word_order", "length", "writable"))
-        for required in ("name", "table", "address", "type"):
+        p = read_mapping(doc, raw, path, POINT_FIELDS)
+        for required in ("name", "type"):
             if required not in p:
                 raise doc.error(path, f"missing field {required!r}")
+        if ("table" in p) != ("address" in p):
+            raise doc.error(path, "a Modbus point needs both table and address; an OPC UA-only point has neither")
+        if "table" not in p and "node_id" not in p:
+            raise doc.error(path, "give the point a Modbus place (table, address) or an OPC UA node_id, or both")
         name = str(p["name"])
         if name in names:
             raise doc.error(f"{path}.name", f"point name {name!r} is used twice")
         names.add(name)
-        if p["table"] not in [t.value for t in Table]:
-            raise doc.error(f"{path}.table", f"expected one of {', '.join(t.value for t in Table)}, got {p['table']!r}")
-        table = Table(p["table"])
+        table = None
+        if "table" in p:
+            if p["table"] not in [t.value for t in Table]:
+                raise doc.error(f"{path}.table", f"expected one of {', '.join(t.value for t in Table)}, got {p['table']!r}")
+            table = Table(p["table"])
         ptype = p["type"]
         if ptype not in datatypes.POINT_TYPES:
             raise doc.error(f"{path}.type", f"expected one of {', '.join(datatypes.POINT_TYPES)}, got {ptype!r}")
-        if table.is_bit != (ptype == "bool"):
+        if table is not None and table.is_bit != (ptype == "bool"):
             hint = "bit tables (coils, discrete_inputs) hold bool points" if table.is_bit else "register tables hold numeric or string points"
             raise doc.error(f"{path}.type", f"type {ptype} does not fit table {table.value}: {hint}")
         word_order = p.get("word_order", "big")
@@ -296,23 +315,36 @@ def _points(doc: _Doc, value, modbus: ModbusSection | None) -> tuple[Point, ...]
         if ptype == "string":
             if "length" not in p:
                 raise doc.error(path, "a string point needs length (bytes), e.g. length: 16")
-            length = _int(doc, p["length"], f"{path}.length", 1, 250)
-        address = _int(doc, p["address"], f"{path}.address", 0, 65535)
-        point = Point(name, table, address, ptype, p.get("value"), word_order, length, bool(p.get("writable", False)))
-        if point.value is not None:
-            problem = datatypes.check_value(ptype, point.value, length)
-            if problem:
-                raise doc.error(f"{path}.value", problem)
-        if point.writable and table not in (Table.COILS, Table.HOLDING_REGISTERS):
-            raise doc.error(f"{path}.writable", f"{table.value} are read-only in Modbus")
-        if modbus is not None:
-            extent = modbus.tables.get(table)
-            if extent is None or not extent.contains(address, point.size):
-                raise doc.error(f"{path}.address", f"{address}..{address + point.size - 1} is outside modbus.tables.{table.value}")
-        for a in range(address, address + point.size):
-            if (table, a) in occupied:
-                raise doc.error(f"{path}.address", f"overlaps point {occupied[(table, a)]!r} at address {a}")
-            occupied[(table, a)] = name
+            length = read_int(doc, p["length"], f"{path}.length", 1, 250)
+        array = read_int(doc, p["array"], f"{path}.array", 1, 1000) if "array" in p else 0
+        if array and ptype == "string":
+            raise doc.error(f"{path}.array", "string points cannot be arrays")
+        scale = None
+        if "scale" in p:
+            scale = p["scale"]
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale == 0:
+                raise doc.error(f"{path}.scale", f"expected a non-zero number (engineering value = raw * scale), got {scale!r}")
+            if ptype in ("bool", "string"):
+                raise doc.error(f"{path}.scale", f"a {ptype} point cannot be scaled")
+        node_id = str(p.get("node_id", ""))
+        if node_id and not _NODE_ID_FORM.match(node_id):
+            raise doc.error(f"{path}.node_id", f"expected an identifier without namespace, like 's=Meter.V1' or 'i=1001', got {node_id!r}")
+        address = read_int(doc, p["address"], f"{path}.address", 0, 65535) if table is not None else 0
+        point = Point(
+            name, table, address, ptype, _point_value(doc, p, path, ptype, length, array), word_order, length,
+            bool(p.get("writable", False)), array, float(scale) if scale is not None else None, str(p.get("unit", "") or ""), node_id,
+        )
+        if table is not None:
+            if point.writable and table not in (Table.COILS, Table.HOLDING_REGISTERS):
+                raise doc.error(f"{path}.writable", f"{table.value} are read-only in Modbus")
+            if modbus is not None:
+                extent = modbus.tables.get(table)
+                if extent is None or not extent.contains(address, point.size):
+                    raise doc.error(f"{path}.address", f"{address}..{address + point.size - 1} is outside modbus.tables.{table.value}")
+            for a in range(address, address + point.size):
+                if (table, a) in occupied:
+                    raise doc.error(f"{path}.address", f"overlaps point {occupied[(table, a)]!r} at address {a}")
+                occupied[(table, a)] = name
         points.append(point)
     return tuple(points)
 
@@ -327,15 +359,36 @@ def load_profile(path: str | Path) -> Profile:
 
 
 def parse_profile(text: str, source: str = "<profile>") -> Profile:
-    doc = _Doc(source, text)
-    top = _mapping(doc, doc.data, "", ("profile", "device", "modbus", "points", "opcua", "mqtt"))
+    doc = ProfileDoc(source, text)
+    top = read_mapping(doc, doc.data, "", ("profile", "device", "modbus", "points", "opcua", "mqtt"))
     if top.get("profile") != SCHEMA:
         raise doc.error("profile", f"expected 'profile: {SCHEMA}' at the top, got {top.get('profile')!r}")
-    device = _mapping(doc, top.get("device", {}), "device", DEVICE_FIELDS)
+    device = read_mapping(doc, top.get("device", {}), "device", DEVICE_FIELDS)
     device = {k: str(v) for k, v in device.items() if v is not None}
     modbus = _modbus(doc, top["modbus"]) if "modbus" in top else None
     points = _points(doc, top.get("points"), modbus)
-    return Profile(source=source, device=device, modbus=modbus, points=points)
+    opcua = None
+    if "opcua" in top:
+        opcua = parse_opcua_section(doc, top["opcua"], device)
+        points = _with_node_ids(doc, points, opcua.object_name)
+    elif any(p.table is None for p in points):
+        bad = next(i for i, p in enumerate(points) if p.table is None)
+        raise doc.error(f"points[{bad}]", "a point without table and address needs the device to have an opcua section")
+    return Profile(source=source, device=device, modbus=modbus, points=points, opcua=opcua)
+
+
+def _with_node_ids(doc: ProfileDoc, points: tuple[Point, ...], object_name: str) -> tuple[Point, ...]:
+    """Every point gets an OPC UA node id (default `s=<object>.<point>`), each used once."""
+    out = []
+    seen: dict[str, str] = {}
+    for i, point in enumerate(points):
+        if not point.node_id:
+            point = dataclasses.replace(point, node_id=default_node_id(object_name, point.name))
+        if point.node_id in seen:
+            raise doc.error(f"points[{i}].node_id", f"node id {point.node_id!r} is also point {seen[point.node_id]!r}'s")
+        seen[point.node_id] = point.name
+        out.append(point)
+    return tuple(out)
 
 
 def example_profile_path() -> Path:
@@ -366,5 +419,9 @@ def profile_summary(profile: Profile) -> dict:
                 "writable": {t.value: {"start": r.start, "count": r.count} for t, r in mb.writable.items()},
             }
         }
+    if profile.opcua is not None:
+        claims, parameters = opcua_summary(profile.opcua)
+        block.setdefault("claims", {})["opcua"] = claims
+        block.setdefault("parameters", {})["opcua"] = parameters
     block["points"] = len(profile.points)
     return block

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from harness.codec.modbus import datatypes
 from harness.codec.modbus import pdu as P
 from harness.codec.modbus.constants import COIL_OFF, COIL_ON, FunctionCode, Table
 from harness.conformance import case, fail, not_applicable, param
+from harness.profile import decode_point, same_point_value
 from harness.transport.modbus_tcp import NoResponse
 
 from .support import AP, READ_FC, past_end
@@ -46,9 +46,8 @@ def test_point_values(dut, table):
         if table.is_bit:
             observed = dut.read_bits(table, point.address, 1, conn)[0]
         else:
-            words = dut.read_words(table, point.address, point.size, conn)
-            observed = datatypes.decode(point.type, words, point.word_order)
-        if not datatypes.same_value(point.type, point.value, observed):
+            observed = decode_point(point, dut.read_words(table, point.address, point.size, conn))
+        if not same_point_value(point, point.value, observed):
             wrong.append(f"{point.name} @{point.address} ({point.type}, {point.word_order} word order): "
                          f"expected {point.value!r}, read {observed!r}")
     if wrong:

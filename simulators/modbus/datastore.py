@@ -16,11 +16,11 @@ operation, which is safe enough for a test poking values from another thread.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from harness.codec.modbus import datatypes
 from harness.codec.modbus.constants import Table
-from harness.profile import Point, Profile
+from harness.profile import Point, Profile, decode_point, encode_point
 
 # 0/1 per byte <-> ASCII '0'/'1', for packing bit tables through int() (fast, C level).
 _BITS_TO_ASCII = bytes.maketrans(b"\x00\x01", b"01")
@@ -48,14 +48,23 @@ def unpack_bits(field: bytes | bytearray | memoryview, count: int) -> bytes:
 
 
 class _Block:
-    """Extent shared by both kinds of table: addresses start..start+count-1 exist."""
+    """Extent shared by both kinds of table: addresses start..start+count-1 exist.
 
-    __slots__ = ("table", "start", "count")
+    `listeners` are told of every write a Modbus request makes (table, address, quantity);
+    the device model uses them to show a Modbus write on the device's other protocol faces.
+    """
+
+    __slots__ = ("table", "start", "count", "listeners")
 
     def __init__(self, table: Table, start: int, count: int):
         self.table = table
         self.start = start
         self.count = count
+        self.listeners: list[Callable[[Table, int, int], None]] = []
+
+    def changed(self, address: int, quantity: int) -> None:
+        for listener in self.listeners:
+            listener(self.table, address, quantity)
 
     def contains(self, address: int, quantity: int = 1) -> bool:
         return self.start <= address and address + quantity <= self.start + self.count
@@ -135,8 +144,8 @@ class DataStore:
         for table, extent in tables.items():
             kind = BitBlock if table.is_bit else RegisterBlock
             blocks.append(kind(table, extent.start, extent.count))
-        store = cls(blocks, profile.points)
-        for point in profile.points:
+        store = cls(blocks, [p for p in profile.points if p.table is not None])
+        for point in store.points.values():
             if point.value is not None:
                 store.block(point.table).write(point.address, point.words())
         return store
@@ -157,15 +166,15 @@ class DataStore:
         self.block(table).write(address, values)
 
     def get_point(self, name: str):
-        """The typed value of a profile point as the device holds it now."""
+        """The raw typed value of a profile point as the device holds it now (a list for arrays)."""
         point = self.points[name]
-        words = self.read(point.table, point.address, point.size)
-        return datatypes.decode(point.type, words, point.word_order)
+        return decode_point(point, self.read(point.table, point.address, point.size))
 
     def set_point(self, name: str, value) -> None:
+        """Store a raw value; no listener is told (the caller is the one changing it)."""
         point = self.points[name]
-        problem = datatypes.check_value(point.type, value, point.length)
-        if problem:
-            raise ValueError(f"point {name}: {problem}")
-        words = datatypes.encode(point.type, value, point.word_order, point.length)
-        self.write(point.table, point.address, words)
+        for v in value if point.array else [value]:
+            problem = datatypes.check_value(point.type, v, point.length)
+            if problem:
+                raise ValueError(f"point {name}: {problem}")
+        self.write(point.table, point.address, encode_point(point, value))

@@ -124,7 +124,7 @@ def _read_registers(fc: int, block: RegisterBlock) -> Handler:
 
 def _write_single_coil(fc: int, block: BitBlock) -> Handler:
     """FC05 (§6.5): value 0x0000 or 0xFF00 (else 03), then address (else 02); echo."""
-    bits, first, count = block.bits, block.start, block.count
+    bits, first, count, changed = block.bits, block.start, block.count, block.changed
     unpack = _ADDRESS_QUANTITY.unpack_from
 
     def handle(out: bytearray, buf: bytes, start: int, end: int) -> None:
@@ -140,6 +140,7 @@ def _write_single_coil(fc: int, block: BitBlock) -> Handler:
             out += exception_pdu(fc, ILLEGAL_DATA_ADDRESS)
             return
         bits[offset] = 1 if value else 0
+        changed(address, 1)
         out += buf[start:end]
 
     return handle
@@ -147,7 +148,7 @@ def _write_single_coil(fc: int, block: BitBlock) -> Handler:
 
 def _write_single_register(fc: int, block: RegisterBlock) -> Handler:
     """FC06 (§6.6): any 16-bit value is legal; address (else 02); echo."""
-    words, first, count = block.words, block.start, block.count
+    words, first, count, changed = block.words, block.start, block.count, block.changed
 
     def handle(out: bytearray, buf: bytes, start: int, end: int) -> None:
         if end - start != 5:
@@ -158,6 +159,7 @@ def _write_single_register(fc: int, block: RegisterBlock) -> Handler:
             out += exception_pdu(fc, ILLEGAL_DATA_ADDRESS)
             return
         words[2 * offset : 2 * offset + 2] = buf[start + 3 : end]
+        changed(offset + first, 1)
         out += buf[start:end]
 
     return handle
@@ -166,7 +168,7 @@ def _write_single_register(fc: int, block: RegisterBlock) -> Handler:
 def _write_multiple_coils(fc: int, block: BitBlock) -> Handler:
     """FC15 (§6.11): 1..1968 and byte count N = ceil(qty/8) (else 03), then address (else 02)."""
     low, high = _limits(FunctionCode(fc))
-    bits, first, count = block.bits, block.start, block.count
+    bits, first, count, changed = block.bits, block.start, block.count, block.changed
     unpack = _ADDRESS_QUANTITY.unpack_from
 
     def handle(out: bytearray, buf: bytes, start: int, end: int) -> None:
@@ -183,6 +185,7 @@ def _write_multiple_coils(fc: int, block: BitBlock) -> Handler:
             out += exception_pdu(fc, ILLEGAL_DATA_ADDRESS)
             return
         bits[offset : offset + quantity] = unpack_bits(buf[start + 6 : end], quantity)
+        changed(address, quantity)
         out += buf[start : start + 5]
 
     return handle
@@ -191,7 +194,7 @@ def _write_multiple_coils(fc: int, block: BitBlock) -> Handler:
 def _write_multiple_registers(fc: int, block: RegisterBlock) -> Handler:
     """FC16 (§6.12): 1..123 and byte count = 2*qty (else 03), then address (else 02)."""
     low, high = _limits(FunctionCode(fc))
-    words, first, count = block.words, block.start, block.count
+    words, first, count, changed = block.words, block.start, block.count, block.changed
     unpack = _ADDRESS_QUANTITY.unpack_from
 
     def handle(out: bytearray, buf: bytes, start: int, end: int) -> None:
@@ -208,6 +211,7 @@ def _write_multiple_registers(fc: int, block: RegisterBlock) -> Handler:
             out += exception_pdu(fc, ILLEGAL_DATA_ADDRESS)
             return
         words[2 * offset : 2 * (offset + quantity)] = buf[start + 6 : end]
+        changed(address, quantity)
         out += buf[start : start + 5]
 
     return handle
@@ -215,7 +219,7 @@ def _write_multiple_registers(fc: int, block: RegisterBlock) -> Handler:
 
 def _mask_write_register(fc: int, block: RegisterBlock) -> Handler:
     """FC22 (§6.16): result = (current AND and_mask) OR (or_mask AND NOT and_mask); echo."""
-    words, first, count = block.words, block.start, block.count
+    words, first, count, changed = block.words, block.start, block.count, block.changed
     unpack = _MASK_WRITE.unpack_from
     pack_into = _UINT16.pack_into
 
@@ -230,6 +234,7 @@ def _mask_write_register(fc: int, block: RegisterBlock) -> Handler:
             return
         current = words[2 * offset] << 8 | words[2 * offset + 1]
         pack_into(words, 2 * offset, (current & and_mask) | (or_mask & ~and_mask & 0xFFFF))
+        changed(address, 1)
         out += buf[start:end]
 
     return handle
@@ -239,7 +244,7 @@ def _read_write_multiple(fc: int, block: RegisterBlock) -> Handler:
     """FC23 (§6.17): quantities and byte count (03), both ranges (02); the write goes first."""
     read_low, read_high = _limits(FunctionCode(fc), "read_quantity")
     write_low, write_high = _limits(FunctionCode(fc), "write_quantity")
-    words, first, count = block.words, block.start, block.count
+    words, first, count, changed = block.words, block.start, block.count, block.changed
     unpack = _READ_WRITE.unpack_from
 
     def handle(out: bytearray, buf: bytes, start: int, end: int) -> None:
@@ -267,6 +272,7 @@ def _read_write_multiple(fc: int, block: RegisterBlock) -> Handler:
             return
         # §6.17: "The write operation is performed before the read."
         words[2 * write_offset : 2 * (write_offset + write_quantity)] = buf[start + 10 : end]
+        changed(write_address, write_quantity)
         out.append(fc)
         out.append(2 * read_quantity)
         out += words[2 * read_offset : 2 * (read_offset + read_quantity)]

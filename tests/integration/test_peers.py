@@ -2,7 +2,7 @@
 
 Each peer (pymodbus, libmodbus) is started as a subprocess, read over a real socket with raw MBAP
 frames built with struct (every socket call has a timeout), compared against the profile's values
-as `datatypes.encode` produces them, and stopped; afterwards neither the process nor its process
+as `harness.profile.encode_point` produces them, and stopped; afterwards neither the process nor its process
 group may exist.  Peers that fail to start must raise `PeerError` naming the peer and quoting its
 stderr.  The whole module runs in a few seconds (the libmodbus server is compiled once into the
 cache directory on first use).
@@ -20,12 +20,12 @@ import time
 import pytest
 from raw_client import RawClient
 
-from harness.codec.modbus import datatypes
+
 from harness.codec.modbus.constants import Table
 from harness.peers.base import PeerError, PeerProcess, modbus_probe, python_argv, python_peer_env
 from harness.peers.libmodbus_server import start_libmodbus_server
 from harness.peers.pymodbus_server import RUNNER, start_pymodbus_server
-from harness.profile import example_profile_path, load_profile
+from harness.profile import decode_point, encode_point, example_profile_path, load_profile, same_point_value
 
 PROFILE = load_profile(example_profile_path())
 UNIT = PROFILE.modbus.unit_id
@@ -46,7 +46,7 @@ def read_words(host: str, port: int, point) -> list[int]:
     body = reply[2:]
     assert reply[1] == len(body)
     if point.table.is_bit:
-        return [body[0] & 1]
+        return [(body[i // 8] >> (i % 8)) & 1 for i in range(point.size)]
     return list(struct.unpack(f">{len(body) // 2}H", body))
 
 
@@ -79,17 +79,14 @@ def test_peer_announces_itself(peer):
 
 @pytest.mark.parametrize("point", PROFILE.points, ids=lambda p: p.name)
 def test_peer_serves_profile_point(peer, point):
-    expected = [1 if point.value else 0] if point.table.is_bit else datatypes.encode(
-        point.type, point.value, point.word_order, point.length
-    )
-    assert read_words(peer.host, peer.port, point) == expected
+    assert read_words(peer.host, peer.port, point) == encode_point(point, point.value)
 
 
 def test_fc3_read_of_holding_points_decodes_to_profile_values(peer):
     for point in PROFILE.points_in(Table.HOLDING_REGISTERS):
         reply = transact(peer.host, peer.port, struct.pack(">BHH", 3, point.address, point.size))
         words = list(struct.unpack(f">{reply[1] // 2}H", reply[2:]))
-        assert datatypes.same_value(point.type, point.value, datatypes.decode(point.type, words, point.word_order))
+        assert same_point_value(point, point.value, decode_point(point, words))
 
 
 @pytest.mark.parametrize("name", sorted(STARTERS))
