@@ -176,32 +176,35 @@ def _print_summary(results: dict, out: Path) -> None:
 @app.command()
 def simulate(
     profile: Path = typer.Argument(..., help="device profile YAML"),
-    protocol: str = typer.Option("modbus", "--protocol", help="modbus (more protocols come later)"),
+    protocol: str = typer.Option("all", "--protocol", help="modbus, opcua, or all (every face the profile describes)"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(0, "--port", help="0 lets the OS pick a free port (printed)"),
-    fault: list[str] = typer.Option([], "--fault", help="misbehave on purpose: delay=MS, no-reply, wrong-tid, wrong-unit, "
-                                    "wrong-length, exception=CODE, truncate, close-mid-reply; suffix :fc=N or :every=N"),
+    port: int = typer.Option(0, "--port", help="Modbus TCP port; 0 lets the OS pick a free port (printed)"),
+    opcua_port: int = typer.Option(0, "--opcua-port", help="OPC UA port; 0 lets the OS pick a free port (printed)"),
+    fault: list[str] = typer.Option([], "--fault", help="Modbus face misbehaves on purpose: delay=MS, no-reply, wrong-tid, "
+                                    "wrong-unit, wrong-length, exception=CODE, truncate, close-mid-reply; suffix :fc=N or :every=N"),
 ):
-    """Serve PROFILE as a simulated device until interrupted."""
-    if protocol != "modbus":
-        raise _usage_error(f"--protocol {protocol}: this version simulates modbus only")
+    """Serve PROFILE as a simulated device until interrupted: every face shares one data model."""
     prof = _load_profile(profile)
-    if prof.modbus is None:
-        raise _usage_error(f"{profile}: the profile has no modbus section to simulate")
+    protocols = _simulated_protocols(prof, protocol, profile)
     faults = _parse_faults(fault)
+    if faults and "modbus" not in protocols:
+        raise _usage_error("--fault applies to the Modbus face; add --protocol modbus or all")
     import asyncio
 
-    from simulators.modbus.server import ModbusSimulator, new_event_loop
+    from simulators.device import DeviceSimulator
+    from simulators.modbus.server import new_event_loop
 
     async def serve():
-        sim = ModbusSimulator(prof, faults, host=host, port=port)
-        await sim.start()
-        console.print(f"listening on modbus+tcp://{sim.host}:{sim.port}" + (f"  faults: {', '.join(fault)}" if fault else ""))
+        device = DeviceSimulator(prof, protocols, host=host, modbus_port=port, opcua_port=opcua_port, faults=faults)
+        await device.start()
+        for name, url in device.urls.items():
+            extra = f"  faults: {', '.join(fault)}" if fault and name == "modbus" else ""
+            console.print(f"listening on {url}{extra}")
         sys.stdout.flush()
         try:
             await asyncio.Event().wait()
         finally:
-            await sim.stop()
+            await device.stop()
 
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
@@ -209,7 +212,20 @@ def simulate(
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        raise _usage_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise _usage_error(f"cannot listen on {host}: {exc.strerror or exc}") from None
+
+
+def _simulated_protocols(prof, protocol: str, path: Path) -> tuple[str, ...]:
+    present = tuple(p for p in ("modbus", "opcua") if getattr(prof, p) is not None)
+    if protocol == "all":
+        if not present:
+            raise _usage_error(f"{path}: the profile has neither a modbus nor an opcua section to simulate")
+        return present
+    if protocol not in ("modbus", "opcua"):
+        raise _usage_error(f"--protocol {protocol}: expected modbus, opcua or all")
+    if protocol not in present:
+        raise _usage_error(f"{path}: the profile has no {protocol} section to simulate")
+    return (protocol,)
 
 
 def _parse_faults(texts: list[str]):

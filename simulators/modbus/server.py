@@ -34,6 +34,7 @@ from pathlib import Path
 from harness.codec.modbus.constants import MBAP_HEADER_SIZE, MBAP_MAX_LENGTH, MBAP_MIN_LENGTH
 from harness.profile import Profile, load_profile
 
+from .datastore import DataStore
 from .engine import ModbusEngine, exception_pdu
 from .faults import Fault, parse_fault
 
@@ -285,11 +286,12 @@ class ModbusSimulator:
         faults: Sequence[Fault | str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
+        store: DataStore | None = None,
     ):
         if not isinstance(profile, Profile):
             profile = load_profile(profile)
         self.profile = profile
-        self.engine = ModbusEngine(profile)
+        self.engine = ModbusEngine(profile, store)  # `store`: memory shared with other faces
         self.store = self.engine.store
         # Copies: `every=N` counts per simulator, even when one Fault is handed to several.
         self.faults: list[Fault] = [parse_fault(f) if isinstance(f, str) else dataclasses.replace(f, matched=0) for f in faults]
