@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import Level
@@ -29,10 +29,21 @@ class Requirement:
     clause: str
     level: Level
     summary: str
+    conformance_unit: str = ""  # OPC UA: the Part 7 conformance unit the requirement belongs to
 
     @property
     def citation(self) -> str:
         return f"{self.document} {self.version} §{self.clause}"
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """A claimed profile (OPC UA Part 7): its title and every conformance unit it includes."""
+
+    name: str
+    title: str
+    clause: str
+    units: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class Catalogue:
     source: Path
     sha256: str
     requirements: dict[str, Requirement]
+    profiles: dict[str, ServerProfile] = field(default_factory=dict)
 
     def __getitem__(self, rid: str) -> Requirement:
         return self.requirements[rid]
@@ -69,8 +81,33 @@ def load_catalogue(path: str | Path, suite: str | None = None) -> Catalogue:
             level = Level(entry["level"])
         except ValueError:
             raise CatalogueError(f"{path}: requirement {rid}: level must be MUST, SHOULD or MAY") from None
-        reqs[rid] = Requirement(rid, entry["document"], entry["version"], str(entry["clause"]), level, entry["summary"])
-    return Catalogue(suite or data.get("suite", path.parent.name), path, hashlib.sha256(raw).hexdigest(), reqs)
+        reqs[rid] = Requirement(rid, entry["document"], entry["version"], str(entry["clause"]), level, entry["summary"],
+                                entry.get("conformance_unit", ""))
+    return Catalogue(suite or data.get("suite", path.parent.name), path, hashlib.sha256(raw).hexdigest(), reqs,
+                     _profiles(path, data.get("profiles", {})))
+
+
+def _profiles(path: Path, table: dict) -> dict[str, ServerProfile]:
+    """[profiles.NAME] tables, each unit list widened by the profile it `includes`."""
+    resolved: dict[str, ServerProfile] = {}
+
+    def resolve(name: str, seen: tuple[str, ...] = ()) -> ServerProfile:
+        if name in resolved:
+            return resolved[name]
+        if name not in table:
+            raise CatalogueError(f"{path}: profile {seen[-1] if seen else name} includes unknown profile {name}")
+        if name in seen:
+            raise CatalogueError(f"{path}: profiles include each other: {' -> '.join(seen + (name,))}")
+        entry = table[name]
+        units = set(entry.get("units", []))
+        if "includes" in entry:
+            units |= resolve(entry["includes"], seen + (name,)).units
+        resolved[name] = ServerProfile(name, entry.get("title", name), entry.get("clause", ""), frozenset(units))
+        return resolved[name]
+
+    for name in table:
+        resolve(name)
+    return resolved
 
 
 def suite_catalogue(suite: str) -> Catalogue:
