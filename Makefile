@@ -12,8 +12,9 @@ setup: $(STAMP)
 system-packages:
 	./scripts/install-system-packages.sh
 
-$(STAMP): pyproject.toml constraints.txt scripts/install-system-packages.sh
+$(STAMP): pyproject.toml constraints.txt package.json package-lock.json scripts/install-system-packages.sh scripts/install-node-packages.sh
 	./scripts/install-system-packages.sh
+	./scripts/install-node-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'

@@ -34,7 +34,7 @@ err = Console(stderr=True, highlight=False, markup=False)
 
 EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SUITES_DIR = Path(__file__).resolve().parent.parent / "conformance_suites"
-DEFAULT_SUITE = {"modbus": "modbus"}
+DEFAULT_SUITE = {"modbus": "modbus", "opcua": "opcua"}
 VERDICT_STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "magenta", "INCONCLUSIVE": "yellow", "NOT_APPLICABLE": "dim"}
 OVERALL_STYLE = {"COMPLIANT": "bold green", "CONDITIONALLY_COMPLIANT": "bold yellow", "NOT_COMPLIANT": "bold red", "INCOMPLETE": "bold magenta"}
 

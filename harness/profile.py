@@ -144,6 +144,18 @@ def decode_point(point: Point, words: list[int]):
     return values if point.array else values[0]
 
 
+def engineering_value(point: Point, raw):
+    """raw * scale for a scaled point (to 12 significant digits: -12 * 0.1 is -1.2, not
+    -1.2000000000000002), the raw value itself otherwise; element-wise for arrays."""
+    if point.scale is None or raw is None:
+        return raw
+
+    def one(v):
+        return float(f"{v * point.scale:.12g}")
+
+    return [one(v) for v in raw] if point.array else one(raw)
+
+
 def same_point_value(point: Point, expected, observed) -> bool:
     """Equality as the point's type defines it, element by element for an array point."""
     if point.array:

@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.codec.modbus import datatypes
 from harness.codec.modbus.constants import Table
-from harness.profile import Point, Profile
+from harness.profile import Point, Profile, engineering_value
 
 from .modbus.datastore import DataStore
 
@@ -60,7 +60,7 @@ class DeviceModel:
 
     def value(self, name: str) -> Any:
         """The engineering value: raw * scale for a scaled point, else the raw value."""
-        return self._to_engineering(self.points[name], self.raw(name))
+        return engineering_value(self.points[name], self.raw(name))
 
     # ------------------------------------------------------------------ writing
 
@@ -99,14 +99,6 @@ class DeviceModel:
         value = self.value(name)
         for listener in self._listeners:
             listener(name, value)
-
-    @staticmethod
-    def _to_engineering(point: Point, raw: Any) -> Any:
-        if point.scale is None or raw is None:
-            return raw
-        if point.array:
-            return [v * point.scale for v in raw]
-        return raw * point.scale
 
     @staticmethod
     def _to_raw(point: Point, value: Any) -> Any:

@@ -5,13 +5,15 @@ loopback port so that client stacks and the conformance suites can be pointed at
 module holds what every peer shares:
 
 * `PeerProcess`: a context manager around one subprocess.  The peer announces itself on stdout
-  with one line ``listening on modbus+tcp://127.0.0.1:PORT`` (optionally preceded by
-  ``version: TEXT``, which becomes `.version`).  The peer binds port 0 itself wherever its stack allows it, so there is no
+  with one line ``listening on modbus+tcp://127.0.0.1:PORT`` or
+  ``listening on opc.tcp://127.0.0.1:PORT/PATH`` (optionally preceded by ``version: TEXT``,
+  which becomes `.version`); `.url` gives the announced address back.  The peer binds port 0 itself wherever its stack allows it, so there is no
   race for the port.  Where a stack cannot bind port 0, call `free_port()` and pass the number to
   the peer; that has a small race (another process may take the port between our close() and the
   peer's bind()), which shows up as a start-up error naming the peer, never as a hang.
 * readiness: after the announcement the parent probes the port: a TCP connect must succeed AND
-  a Modbus FC3 read of address 0 must get a reply (any reply, exception or not).  Everything is
+  the protocol must answer: for Modbus an FC3 read of address 0 gets a reply (any reply,
+  exception or not); for OPC UA a Hello gets an Acknowledge (`opcua_probe`).  Everything is
   bounded by the start-up timeout (default 15 s); on failure `PeerError` names the peer and
   quotes the tail of its stderr.
 * hard stop: the peer runs in its own process group (session); stop() sends SIGTERM to the
@@ -45,7 +47,9 @@ from pathlib import Path
 
 DEFAULT_STARTUP_TIMEOUT_S = 15.0
 STOP_GRACE_S = 3.0
-LISTEN_RE = re.compile(r"listening on (modbus\+tcp)://([^\s:/]+):(\d+)")
+LISTEN_RE = re.compile(r"listening on (modbus\+tcp|opc\.tcp)://([^\s:/]+):(\d+)(/\S*)?")
+# what the readiness probe of each scheme does, for the error messages
+PROBE_WHAT = {"modbus+tcp": "answer a Modbus FC3 read", "opc.tcp": "acknowledge an OPC UA Hello"}
 VERSION_RE = re.compile(r"^version:\s*(.+?)\s*$")
 
 _live: weakref.WeakSet[PeerProcess] = weakref.WeakSet()
@@ -98,14 +102,60 @@ def modbus_probe(host: str, port: int, unit: int = 1, timeout: float = 1.0) -> b
         return header + _recv_exact(sock, length - 1)
 
 
+OPCUA_HELLO_BUFFER = 65536
+
+
+def opcua_hello(endpoint_url: str) -> bytes:
+    """An OPC UA TCP Hello message (Part 6 §7.1.2.3) for `endpoint_url`, built by hand.
+
+    ``HELF`` + uint32 size + ProtocolVersion 0, ReceiveBufferSize and SendBufferSize 65536,
+    MaxMessageSize 0 and MaxChunkCount 0 (no limit) + EndpointUrl as an Int32-length string;
+    every integer little-endian.
+    """
+    url = endpoint_url.encode("utf-8")
+    body = struct.pack("<5I", 0, OPCUA_HELLO_BUFFER, OPCUA_HELLO_BUFFER, 0, 0) + struct.pack("<i", len(url)) + url
+    return b"HELF" + struct.pack("<I", 8 + len(body)) + body
+
+
+class OpcUaProbeError(ConnectionError):
+    """The peer answered the Hello, but not with an Acknowledge (an ERR message or garbage)."""
+
+
+def opcua_probe(host: str, port: int, timeout: float = 1.0, endpoint_url: str | None = None) -> bytes:
+    """Connect, send a Hello, return the Acknowledge message (header included).
+
+    Raises OSError/ConnectionError when the port is closed, the peer hangs up or nothing
+    arrives within `timeout`, and `OpcUaProbeError` (a ConnectionError) when the reply is an
+    ERR message (its status code and reason are in the message) or not an ACK at all.
+    """
+    url = endpoint_url or f"opc.tcp://{host}:{port}"
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(opcua_hello(url))
+        header = _recv_exact(sock, 8)
+        kind, size = header[:3], struct.unpack("<I", header[4:8])[0]
+        if kind not in (b"ACK", b"ERR") or not 8 <= size <= 65536:
+            raise OpcUaProbeError(f"reply to Hello is not an OPC UA message: {header.hex()}")
+        body = _recv_exact(sock, size - 8)
+        if kind == b"ERR":
+            code = struct.unpack("<I", body[:4])[0] if len(body) >= 4 else 0
+            reason = body[8:].decode("utf-8", errors="replace") if len(body) > 8 else ""
+            raise OpcUaProbeError(f"Hello answered with ERR 0x{code:08X} {reason!r}")
+        if size < 28:
+            raise OpcUaProbeError(f"Acknowledge too short ({size} bytes): {(header + body).hex()}")
+        return header + body
+
+
 class PeerProcess:
     """One peer server running as a subprocess on a loopback port.
 
     >>> with PeerProcess("demo", [sys.executable, "-m", "some.server"]) as peer:
     ...     client.connect(peer.host, peer.port)
 
-    `argv` must make the peer print ``listening on modbus+tcp://HOST:PORT``.  If `port` is given
-    (a stack that cannot bind port 0), the announcement is optional and the probe decides.
+    `argv` must make the peer print ``listening on SCHEME://HOST:PORT[/PATH]`` with `scheme`
+    ``modbus+tcp`` (the default) or ``opc.tcp``.  If `port` is given (a stack that cannot bind
+    port 0), the announcement is optional and the probe decides.  Without an explicit `probe`,
+    Modbus peers get `modbus_probe` and OPC UA peers `opcua_probe` (with the announced URL).
     """
 
     def __init__(
@@ -122,7 +172,11 @@ class PeerProcess:
         env: dict[str, str] | None = None,
         cwd: str | Path | None = None,
         on_stop: Sequence[Callable[[], None]] = (),
+        scheme: str = "modbus+tcp",
+        path: str = "",
     ):
+        if scheme not in PROBE_WHAT:
+            raise ValueError(f"unknown peer scheme {scheme!r} (known: {', '.join(PROBE_WHAT)})")
         self.name = name
         self.argv = [str(a) for a in argv]
         self.version = version
@@ -130,7 +184,9 @@ class PeerProcess:
         self.port: int = port or 0
         self.unit = unit
         self.startup_timeout = startup_timeout
-        self._probe = probe or (lambda h, p, t: modbus_probe(h, p, unit, t))
+        self.scheme = scheme
+        self.path = path
+        self._probe = probe or self._default_probe
         self._env = env
         self._cwd = str(cwd) if cwd else None
         self._on_stop = list(on_stop)
@@ -141,10 +197,16 @@ class PeerProcess:
         self._announced = threading.Event()
         self._reader: threading.Thread | None = None
 
+    def _default_probe(self, host: str, port: int, timeout: float) -> bytes:
+        # chosen by the announced scheme (a peer may announce another scheme than the default)
+        if self.scheme == "opc.tcp":
+            return opcua_probe(host, port, timeout, endpoint_url=self.url)
+        return modbus_probe(host, port, self.unit, timeout)
+
     # ------------------------------------------------------------------ properties
     @property
     def url(self) -> str:
-        return f"modbus+tcp://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}{self.path}"
 
     @property
     def pid(self) -> int | None:
@@ -186,7 +248,9 @@ class PeerProcess:
                         self.version = v.group(1)
                     m = LISTEN_RE.search(line)
                     if m:
+                        self.scheme = m.group(1)
                         self.host, self.port = m.group(2), int(m.group(3))
+                        self.path = m.group(4) or ""
                         self._announced.set()
         except (OSError, ValueError):
             pass
@@ -237,10 +301,10 @@ class PeerProcess:
                     raise self._fail(f"exited with code {self.proc.returncode} before announcing its port")
             if time.monotonic() >= deadline:
                 raise self._fail(
-                    f"did not print 'listening on modbus+tcp://HOST:PORT' within {self.startup_timeout:g} s"
+                    f"did not print 'listening on {self.scheme}://HOST:PORT' within {self.startup_timeout:g} s"
                 )
             self._announced.wait(0.05)
-        # 2. probe: TCP connect + FC3 read of address 0 gets any reply
+        # 2. probe: TCP connect + the protocol answers (Modbus FC3 read, OPC UA Hello)
         last_error: Exception | None = None
         while True:
             if self.proc.poll() is not None:
@@ -248,7 +312,7 @@ class PeerProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._fail(
-                    f"did not answer a Modbus FC3 read on {self.host}:{self.port} within "
+                    f"did not {PROBE_WHAT[self.scheme]} on {self.host}:{self.port} within "
                     f"{self.startup_timeout:g} s (last probe error: {last_error})"
                 )
             try:
@@ -422,7 +486,7 @@ def table_images(profile) -> dict:
         if point.value is None or point.table not in images:
             continue
         start, values = images[point.table]
-        words = [1 if point.value else 0] if point.table.is_bit else point.words()
+        words = point.words()  # 0/1 per bit for bit tables, register words otherwise
         for i, word in enumerate(words):
             values[point.address - start + i] = word
     return images

@@ -31,7 +31,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.binary_server_asyncio import BinaryServer
 from asyncua.server.user_managers import UserManager
 
-from harness.certs import default_cert_dir, ensure_certificate
+from harness.certs import default_cert_dir, ensure_certificate, harness_client_certificate
 from harness.codec.opcua import uacp
 from harness.profile import Profile
 
@@ -42,9 +42,6 @@ from .services import ConformantProcessor, DeviceContext
 from .uacp_guard import GuardedProtocol
 
 log = logging.getLogger("simulators.opcua")
-
-HARNESS_CLIENT_CERT = "harness-client"
-HARNESS_CLIENT_URI = "urn:protocol-harness:client"
 
 _POLICY_TYPES = {
     ("None", "None"): ua.SecurityPolicyType.NoSecurity,
@@ -203,7 +200,7 @@ class OpcuaSimulator:
     def _trusted(self) -> frozenset[bytes]:
         paths = self.trusted_certificates
         if paths is None:
-            paths = [ensure_certificate(self.cert_dir, HARNESS_CLIENT_CERT, HARNESS_CLIENT_URI).cert_path]
+            paths = [harness_client_certificate().cert_path]  # the one the suite presents
         return frozenset(_der(Path(p)) for p in paths)
 
     async def _identity(self, server: Server) -> None:

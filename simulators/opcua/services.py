@@ -16,6 +16,7 @@ replaces asyncua's `UaProcessor` per connection and handles, before asyncua sees
 - Call (§5.11.2): the method must exist and belong to the object (Bad_MethodInvalid),
   Bad_ArgumentsMissing, Bad_TooManyArguments, and Bad_InvalidArgument with a Bad_TypeMismatch
   per wrongly typed argument; the profile's action computes the outputs;
+- Hello: the Acknowledge's buffer sizes in the right fields (Part 6 §7.1.2.4);
 - ActivateSession with a user name: only the profile's users with their passwords
   (Bad_UserAccessDenied otherwise); no "admin" bypass.
 
@@ -28,7 +29,7 @@ import logging
 
 from asyncua import ua
 from asyncua.server.uaprocessor import UaProcessor
-from asyncua.ua.ua_binary import struct_from_binary
+from asyncua.ua.ua_binary import struct_from_binary, uatcp_to_binary
 
 from harness.profile_opcua import OpcuaSection, point_ua_type
 
@@ -64,6 +65,18 @@ class DeviceContext:
 
 class ConformantProcessor(UaProcessor):
     device: DeviceContext  # set by the server before the first connection
+
+    async def process(self, header, body):
+        if header.MessageType == ua.MessageType.Hello:
+            # asyncua computes the right limits but writes them into the wrong Acknowledge
+            # fields (Part 6 §7.1.2.4: the server's ReceiveBufferSize is bounded by the
+            # client's SendBufferSize, and the reverse); send the fields the right way round.
+            hello = self._connection.receive_from_header_and_body(header, body)
+            ack = self._limits.create_acknowledge_and_set_limits(hello)
+            ack.ReceiveBufferSize, ack.SendBufferSize = ack.SendBufferSize, ack.ReceiveBufferSize
+            self._transport.write(uatcp_to_binary(ua.MessageType.Acknowledge, ack))
+            return True
+        return await super().process(header, body)
 
     async def _process_message(self, typeid, requesthdr, seqhdr, body):
         if typeid not in SESSIONLESS:
