@@ -26,12 +26,10 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from asyncua import ua
-
 from harness.certs import harness_client_certificate
 from harness.conformance import fail, inconclusive, not_applicable
 from harness.model import Evidence
-from harness.opcua import UaChannel
+from harness.opcua import UaChannel, ua
 from harness.opcua.discovery import endpoint_certificate, get_endpoints, select_endpoint
 from harness.opcua.errors import UaTransportError
 from harness.opcua.raw import RawUacpConnection

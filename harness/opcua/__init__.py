@@ -12,7 +12,12 @@
 
 Every network operation has a timeout; what a server answers is returned, what it fails to
 answer raises a `UaTransportError`.
+
+`ua` is asyncua's OPC UA type and encoding module (DESIGN §2: the encoding is asyncua's),
+re-exported so that conformance suites build requests without importing a stack themselves.
 """
+
+from asyncua import ua
 
 from .channel import UaChannel
 from .discovery import endpoint_certificate, find_servers, find_servers_on, get_endpoints, get_endpoints_on, select_endpoint
@@ -30,6 +35,7 @@ from .session import (
 from .summary import summarize
 
 __all__ = [
+    "ua",
     "BadReply",
     "ChannelClosed",
     "ChannelRefused",

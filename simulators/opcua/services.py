@@ -20,7 +20,9 @@ replaces asyncua's `UaProcessor` per connection and handles, before asyncua sees
 - ActivateSession with a user name: only the profile's users with their passwords
   (Bad_UserAccessDenied otherwise); no "admin" bypass.
 
-Everything else goes to asyncua unchanged.
+View services (Browse, BrowseNext, TranslateBrowsePathsToNodeIds, RegisterNodes) are in
+`view_services`, subscription services in `subscription_services`.  Everything else goes to
+asyncua unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from harness.profile_opcua import OpcuaSection, point_ua_type
 from ..device_model import DeviceModel, PointValueError
 from .device_nodes import DeviceNodes, variant_type
 from .index_range import IndexRangeError, apply_read_range, apply_write_range, parse_index_range
+from .subscription_services import handle as handle_subscription_service
+from .view_services import handle as handle_view_service
 
 log = logging.getLogger("simulators.opcua")
 
@@ -46,6 +50,9 @@ SESSIONLESS = {
 }
 _ID = {name: ua.NodeId(getattr(ua.ObjectIds, f"{name}Request_Encoding_DefaultBinary")) for name in ("Read", "Write", "Call", "CloseSession")}
 _ATTRIBUTE_IDS = frozenset(a.value for a in ua.AttributeIds)
+# Service sets handled in their own modules: each `handle(processor, typeid, requesthdr,
+# seqhdr, body)` answers and returns True, or returns False to leave the request to asyncua.
+EXTENSIONS = (handle_view_service, handle_subscription_service)
 
 
 def status(code: int) -> ua.StatusCode:
@@ -93,6 +100,9 @@ class ConformantProcessor(UaProcessor):
         if typeid == _ID["Call"]:
             self._respond(requesthdr, seqhdr, self._call(struct_from_binary(ua.CallParameters, body)), ua.CallResponse)
             return True
+        for extension in EXTENSIONS:
+            if await extension(self, typeid, requesthdr, seqhdr, body):
+                return True
         result = await super()._process_message(typeid, requesthdr, seqhdr, body)
         if typeid == _ID["CloseSession"] and self.session is not None and not self.session.is_activated():
             self.session = None  # later requests on this channel: Bad_SessionIdInvalid

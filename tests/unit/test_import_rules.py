@@ -26,8 +26,10 @@ RULES = {
     "reports": ("harness.model", "harness.verdict", "harness.requirements", "reports", "jinja2", "markupsafe"),
     "simulators": ("harness.codec", "harness.transport", "harness.profile", "harness.profile_opcua", "harness.model",
                    "harness.certs", "simulators", "uvloop", "asyncua", "cryptography"),
-    "conformance_suites": ("harness.conformance", "harness.codec", "harness.model", "harness.profile", "harness.target",
-                           "harness.transport", "conformance_suites", "pytest"),
+    # suites reach the OPC UA encoding only through harness.opcua (which re-exports asyncua's `ua`)
+    "conformance_suites": ("harness.conformance", "harness.codec", "harness.model", "harness.profile", "harness.profile_opcua",
+                           "harness.target", "harness.transport", "harness.opcua", "harness.certs", "harness.requirements",
+                           "conformance_suites", "pytest"),
 }
 
 
