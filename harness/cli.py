@@ -165,6 +165,9 @@ def _print_summary(results: dict, out: Path) -> None:
     console.print(f"{counts}. {coverage}")
     style = OVERALL_STYLE.get(summary["overall"], "bold")
     console.print(Text.assemble("Overall: ", (summary["overall"], style)))
+    for p in summary.get("profiles", {}).values():
+        mark = " (claimed)" if p["claimed"] else ""
+        console.print(Text.assemble(f"  {p['title']}{mark}: ", (p["overall"], OVERALL_STYLE.get(p["overall"], "bold"))))
     for name in ("report.html", "results.json", "junit.xml", "capture.pcap"):
         if (out / name).exists():
             console.print(f"  {name:13s} {out / name}")

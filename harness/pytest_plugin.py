@@ -227,6 +227,10 @@ class _HarnessSession:
             from .identify import read_modbus_identity
 
             self.writer.set_dut(read_modbus_identity(cfg.getoption("--target"), cfg.getoption("--profile")))
+        elif target and target.get("protocol") == "opcua":
+            from .identify_opcua import read_opcua_identity
+
+            self.writer.set_dut(read_opcua_identity(cfg.getoption("--target")))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.writer is None:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from . import __version__
 from .model import RESULTS_SCHEMA, CaseResult
-from .verdict import summarize
+from .verdict import profile_verdicts, summarize
 
-# The harness rewrites the pcap's server port to 502 so that tshark and Wireshark decode
-# Modbus/TCP without options; the real port stays in results.json.
-PCAP_SERVER_PORT = 502
+# The harness rewrites the pcap's server port to the protocol's registered port so that tshark
+# and Wireshark decode it without options; the real port stays in results.json.
+PCAP_SERVER_PORTS = {"modbus": 502, "opcua": 4840}
+PCAP_PROTOCOL_NAMES = {"modbus": "Modbus/TCP", "opcua": "OPC UA"}
 
 
 def _now() -> str:
@@ -93,7 +94,21 @@ class ResultsWriter:
             tested = {r for c in self.cases if c.suite == suite for r in c.requirements if c.verdict.value not in ("NOT_APPLICABLE", "ERROR")}
             coverage[suite] = {"catalogued": len(cat.requirements), "tested": len(tested & set(cat.requirements))}
         summary["coverage"] = coverage
+        profiles = self._profile_verdicts()
+        if profiles:
+            summary["profiles"] = profiles
         return summary
+
+    def _profile_verdicts(self) -> dict:
+        """Overall verdict per claimed server profile (and each profile it includes)."""
+        claims = (self.data.get("profile") or {}).get("claims") or {}
+        out = {}
+        for suite, cat in self.catalogues.items():
+            claimed = (claims.get(suite) or {}).get("profile")
+            if cat is None or not cat.profiles or claimed not in cat.profiles:
+                continue
+            out.update(profile_verdicts([c for c in self.cases if c.suite == suite], cat, claimed))
+        return out
 
     def flush(self) -> None:
         self.data["cases"] = [c.to_dict() for c in self.cases]
@@ -124,15 +139,17 @@ class ResultsWriter:
         try:
             from .transport.pcap import pcap_connections_from_cases, write_pcap
 
-            connections = pcap_connections_from_cases(self.data["cases"], server_port_override=PCAP_SERVER_PORT)
+            target = self.data.get("target") or {}
+            protocol = target.get("protocol", "modbus")
+            port = PCAP_SERVER_PORTS.get(protocol, 502)
+            connections = pcap_connections_from_cases(self.data["cases"], server_port_override=port)
             positions = write_pcap(path, connections)
         except Exception as exc:
             return [f"could not write capture.pcap: {exc!r}"]
-        target = self.data.get("target") or {}
         self.data["capture"] = {
             "file": path.name,
-            "note": f"synthesised from the harness's socket I/O; server port written as {PCAP_SERVER_PORT} so that "
-            f"tshark decodes Modbus/TCP (real port: {target.get('port')})",
+            "note": f"synthesised from the harness's socket I/O; server port written as {port} so that "
+            f"tshark decodes {PCAP_PROTOCOL_NAMES.get(protocol, protocol)} (real port: {target.get('port')})",
             "frames": positions or {},
         }
         return []

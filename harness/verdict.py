@@ -62,6 +62,23 @@ def summarize(cases: Iterable[CaseResult]) -> dict:
     }
 
 
+def profile_verdicts(cases: Iterable[CaseResult], catalogue, claimed: str) -> dict:
+    """{profile: {title, clause, claimed, overall, counts}} for the claimed profile and every
+    profile it includes; a profile's cases are those whose requirements belong to one of its
+    conformance units (`catalogue` is a harness.requirements.Catalogue, duck-typed here)."""
+    cases = list(cases)
+    mine = catalogue.profiles[claimed].units
+    out = {}
+    for name, prof in catalogue.profiles.items():
+        if not prof.units <= mine:
+            continue  # a profile above the claimed one
+        selected = [c for c in cases
+                    if any(r in catalogue.requirements and catalogue.requirements[r].conformance_unit in prof.units for r in c.requirements)]
+        out[name] = {"title": prof.title, "clause": prof.clause, "claimed": name == claimed,
+                     "overall": overall(selected).value, "counts": counts(selected)}
+    return out
+
+
 EXIT_CODES = {
     Overall.COMPLIANT: 0,
     Overall.CONDITIONALLY_COMPLIANT: 1,

@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from harness.model import CaseResult, Level, Verdict
-from harness.verdict import summarize
+from harness.requirements import CatalogueError, suite_catalogue
+from harness.verdict import profile_verdicts, summarize
 
 VERDICT_ORDER = [Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.NOT_APPLICABLE]
 LEVEL_ORDER = [Level.MUST, Level.SHOULD, Level.MAY]
@@ -86,6 +87,20 @@ class SuiteRow:
     counts: list[CountCell]
     catalogued: int | None
     tested: int | None
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """The overall verdict for one claimed server profile (or a profile it includes)."""
+
+    name: str
+    title: str
+    clause: str
+    claimed: bool
+    overall: str
+    overall_label: str
+    overall_css: str
+    counts: list[CountCell]
 
 
 @dataclass(frozen=True)
@@ -166,9 +181,30 @@ class ReportView:
     counts: list[CountCell]
     by_level: list[LevelRow]
     suites: list[SuiteRow]
+    profiles: list[ProfileRow]
     cases: list[CaseRow]
     capture_file: str
     capture_note: str
+
+
+def _profile_rows(raw_cases: list, claims: Mapping[str, Any]) -> list[ProfileRow]:
+    """Verdict per claimed profile, recomputed from the cases and the suite's catalogue."""
+    rows: list[ProfileRow] = []
+    for suite, suite_claims in claims.items():
+        claimed = _mapping(suite_claims).get("profile")
+        if not isinstance(claimed, str):
+            continue
+        try:
+            catalogue = suite_catalogue(suite)
+        except (OSError, CatalogueError):
+            continue
+        if claimed not in catalogue.profiles:
+            continue
+        cases = [_as_case_result(c) for c in raw_cases if c.get("suite") == suite]
+        for name, p in profile_verdicts(cases, catalogue, claimed).items():
+            rows.append(ProfileRow(name, p["title"], p["clause"], p["claimed"], p["overall"], OVERALL_LABELS[p["overall"]],
+                                   overall_css(p["overall"]), _count_cells(p["counts"])))
+    return rows
 
 
 def _text(value: Any) -> str:
@@ -461,6 +497,7 @@ def build_view(results: Mapping[str, Any]) -> ReportView:
         counts=_count_cells(summary["counts"]),
         by_level=by_level,
         suites=suites,
+        profiles=_profile_rows(raw_cases, _mapping(profile.get("claims"))),
         cases=rows,
         capture_file=_text(capture.get("file")),
         capture_note=_text(capture.get("note")),

@@ -134,6 +134,11 @@ class UaDut:
         self.host, self.port = target.host, target.port
         self.url = f"opc.tcp://{target.host}:{target.port}{target.path}"
         self.timeout = self.ua.response_timeout_s
+        # The target URL may ask for a security policy and mode (?policy=...&mode=...): the
+        # sessions of every case then run over it (cases about security pick their own).
+        self.policy = target.params.get("policy", "None")
+        self.mode = target.params.get("mode") or (None if self.policy == "None" else "SignAndEncrypt")
+        self.user = target.params.get("user")  # sessions log in as this profile user when given
         self.units = claimed_units(self.ua, profile)
         self._ns: int | None = None
         self._check_units(case_requirements)
@@ -184,8 +189,10 @@ class UaDut:
             fail("GetEndpoints did not succeed", expected="a GetEndpointsResponse", observed=describe(reply))
         return list(reply.Endpoints)
 
-    async def open_channel(self, policy: str = "None", mode: str | None = None, **options) -> UaChannel:
-        """An open channel with the claimed policy and mode; secured ones use the harness certificate."""
+    async def open_channel(self, policy: str | None = None, mode: str | None = None, **options) -> UaChannel:
+        """An open channel (default: the target's policy and mode); secured ones use the harness certificate."""
+        if policy is None:
+            policy, mode = self.policy, mode or self.mode
         if policy != "None":
             endpoint = select_endpoint(await self.endpoints(), policy, mode or "SignAndEncrypt")
             if endpoint is None:
@@ -201,9 +208,12 @@ class UaDut:
         return channel
 
     @contextlib.asynccontextmanager
-    async def session(self, policy: str = "None", mode: str | None = None, user: str | None = None) -> AsyncIterator[Session]:
-        """An activated session (anonymous, or as the profile's `user`), closed afterwards."""
+    async def session(self, policy: str | None = None, mode: str | None = None, user: str | None = None) -> AsyncIterator[Session]:
+        """An activated session (anonymous, or as the profile's `user`), closed afterwards.
+
+        Default policy and mode: the target's (`?policy=&mode=`), else None."""
         channel = await self.open_channel(policy, mode)
+        user = user if user is not None else self.user
         try:
             created = await create_session(channel, endpoint_url=self.url)
             if not isinstance(created, ua.CreateSessionResponse) or not result_of(created).is_good():
