@@ -241,23 +241,28 @@ def _parse_faults(texts: list[str]):
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="where the report goes")):
-    """Simulate the bundled example device and certify it: a report in one command."""
-    from simulators.modbus.server import start_in_thread
+def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="where the reports go: one directory per protocol")):
+    """Simulate the bundled example device on every protocol and certify each face: reports in one command."""
+    from simulators.device import start_device_in_thread
 
     from .profile import example_profile_path
 
     path = example_profile_path()
     prof = _load_profile(path)
     console.print(f"Simulating {prof.name} from {path}")
-    with start_in_thread(prof) as sim:
-        url = f"modbus+tcp://{sim.host}:{sim.port}"
-        console.print(f"  listening on {url}")
-        code = run_certify(url, path, [], out, command=f"harness demo --out {out}")
-    report = (out / "report.html").resolve()
-    if report.exists():
-        console.print(f"Report: {report}")
-    raise typer.Exit(code)
+    codes = []
+    with start_device_in_thread(prof) as device:
+        for protocol, url in device.urls.items():
+            console.print(f"  {protocol} face listening on {url}")
+        for protocol, url in device.urls.items():
+            console.print("")
+            codes.append(run_certify(url, path, [], out / protocol, command=f"harness demo --out {out}"))
+    console.print("")
+    for protocol in device.urls:
+        report = (out / protocol / "report.html").resolve()
+        if report.exists():
+            console.print(f"Report ({protocol}): {report}")
+    raise typer.Exit(max(codes))
 
 
 # --------------------------------------------------------------------------- probe / report / suites
