@@ -42,6 +42,7 @@ from harness.target import Target
 P4 = "OPC 10000-4 Part 4 v1.04"
 P5 = "OPC 10000-5 Part 5 v1.04"
 P6 = "OPC 10000-6 Part 6 v1.05"
+P3 = "OPC 10000-3 Part 3 v1.04"
 CASE_TIMEOUT_S = 60.0
 
 _CATALOGUE: Catalogue | None = None
