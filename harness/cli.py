@@ -183,15 +183,28 @@ def simulate(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(0, "--port", help="Modbus TCP port; 0 lets the OS pick a free port (printed)"),
     opcua_port: int = typer.Option(0, "--opcua-port", help="OPC UA port; 0 lets the OS pick a free port (printed)"),
-    fault: list[str] = typer.Option([], "--fault", help="Modbus face misbehaves on purpose: delay=MS, no-reply, wrong-tid, "
-                                    "wrong-unit, wrong-length, exception=CODE, truncate, close-mid-reply; suffix :fc=N or :every=N"),
+    fault: list[str] = typer.Option([], "--fault", help="misbehave on purpose. Modbus face: delay=MS, no-reply, wrong-tid, "
+                                    "wrong-unit, wrong-length, exception=CODE, truncate, close-mid-reply; suffix :fc=N or :every=N. "
+                                    "OPC UA face: ua-ack-swapped, ua-small-buffers, ua-any-auth-token, ua-ignore-index-range, "
+                                    "ua-no-type-check, ua-node-id-invalid, ua-no-argument-check"),
 ):
     """Serve PROFILE as a simulated device until interrupted: every face shares one data model."""
     prof = _load_profile(profile)
     protocols = _simulated_protocols(prof, protocol, profile)
-    faults = _parse_faults(fault)
+    ua_faults = [f for f in fault if f.startswith("ua-")]
+    faults = _parse_faults([f for f in fault if not f.startswith("ua-")])
     if faults and "modbus" not in protocols:
-        raise _usage_error("--fault applies to the Modbus face; add --protocol modbus or all")
+        raise _usage_error("--fault " + ", ".join(f for f in fault if not f.startswith("ua-")) + " applies to the Modbus face; add --protocol modbus or all")
+    if ua_faults:
+        if "opcua" not in protocols:
+            raise _usage_error(f"--fault {', '.join(ua_faults)} applies to the OPC UA face; add --protocol opcua or all")
+        from simulators.opcua.faults import OpcuaFaultError, parse_opcua_faults
+
+        try:
+            parse_opcua_faults(ua_faults)
+        except OpcuaFaultError as exc:
+            raise _usage_error(str(exc)) from None
+        faults = [*faults, *ua_faults]
     import asyncio
 
     from simulators.device import DeviceSimulator
@@ -201,7 +214,8 @@ def simulate(
         device = DeviceSimulator(prof, protocols, host=host, modbus_port=port, opcua_port=opcua_port, faults=faults)
         await device.start()
         for name, url in device.urls.items():
-            extra = f"  faults: {', '.join(fault)}" if fault and name == "modbus" else ""
+            mine = [f for f in fault if f.startswith("ua-") == (name == "opcua")]
+            extra = f"  faults: {', '.join(mine)}" if mine else ""
             console.print(f"listening on {url}{extra}")
         sys.stdout.flush()
         try:

@@ -238,6 +238,8 @@ def parse_opcua_section(doc: ProfileDoc, value, device: dict[str, str]) -> Opcua
     endpoint_path = read_str(doc, m.get("endpoint_path", ""), f"{path}.endpoint_path")
     if endpoint_path and not endpoint_path.startswith("/"):
         raise doc.error(f"{path}.endpoint_path", f"expected a path starting with '/', e.g. /pm100, got {endpoint_path!r}")
+    if "application_uri" not in m:
+        raise doc.error(path, "name the server's applicationUri (application_uri: urn:...), as its certificate and FindServers state it")
     namespace = read_str(doc, m.get("namespace", ""), f"{path}.namespace")
     if not namespace:
         raise doc.error(f"{path}.namespace", "name the device's namespace URI, e.g. urn:example:pm100:data")
@@ -251,7 +253,7 @@ def parse_opcua_section(doc: ProfileDoc, value, device: dict[str, str]) -> Opcua
         security=_security(doc, m.get("security", [{"policy": "None", "modes": ["None"]}])),
         user_tokens=tokens,
         limits=limits,
-        application_uri=read_str(doc, m.get("application_uri", f"urn:harness:{device.get('product_code', 'device')}"), f"{path}.application_uri"),
+        application_uri=read_str(doc, m["application_uri"], f"{path}.application_uri"),
         product_uri=read_str(doc, m.get("product_uri", device.get("vendor_url", "")), f"{path}.product_uri"),
         build_number=read_str(doc, m.get("build_number", "0"), f"{path}.build_number"),
         build_date=read_str(doc, m.get("build_date", "2000-01-01"), f"{path}.build_date"),

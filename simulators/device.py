@@ -44,12 +44,14 @@ class DeviceSimulator:
         self.model = DeviceModel(profile, self.store)
         self.modbus: ModbusSimulator | None = None
         self.opcua = None
+        ua_faults = [f for f in faults if isinstance(f, str) and f.startswith("ua-")]
+        modbus_faults = [f for f in faults if f not in ua_faults]
         if "modbus" in protocols:
-            self.modbus = ModbusSimulator(profile, faults, host, modbus_port, store=self.store)
+            self.modbus = ModbusSimulator(profile, modbus_faults, host, modbus_port, store=self.store)
         if "opcua" in protocols:
             from .opcua.server import OpcuaSimulator  # asyncua is a heavy import: only when served
 
-            self.opcua = OpcuaSimulator(profile, self.model, host, opcua_port, cert_dir=cert_dir)
+            self.opcua = OpcuaSimulator(profile, self.model, host, opcua_port, cert_dir=cert_dir, faults=ua_faults)
 
     @property
     def urls(self) -> dict[str, str]:

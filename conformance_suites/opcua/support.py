@@ -72,6 +72,8 @@ def claimed_units(section: OpcuaSection, profile: Profile) -> set[str]:
         units.add("Attribute Write Values")
     if any(p.writable and p.array for p in profile.points):
         units.add("Attribute Write Index")
+    if section.secure_claims():  # claiming secured endpoints claims what they are made of
+        units |= {"Security Policy Required", "Security Default ApplicationInstance Certificate"}
     if "username" not in section.user_tokens:
         units.discard("User Token – User Name Password")
     else:

@@ -37,6 +37,7 @@ from harness.profile import Profile
 
 from ..device_model import DeviceModel
 from . import aspace_cache
+from .faults import parse_opcua_faults
 from .device_nodes import DeviceNodes, build_device_nodes, ua_value
 from .services import ConformantProcessor, DeviceContext
 from .uacp_guard import GuardedProtocol
@@ -103,6 +104,7 @@ class _BinaryServer(BinaryServer):
         protocol = GuardedProtocol(iserver=self.iserver, policies=self._policies, clients=self.clients,
                                    closing_tasks=self.closing_tasks, limits=self.limits)
         protocol.processor_class = self.processor_class
+        protocol.faults = self.processor_class.faults
         return protocol
 
 
@@ -127,7 +129,7 @@ class _Server(Server):
 
 class OpcuaSimulator:
     def __init__(self, profile: Profile, model: DeviceModel, host: str = "127.0.0.1", port: int = 0,
-                 cert_dir: Path | None = None, trusted_certificates: list[Path] | None = None):
+                 cert_dir: Path | None = None, trusted_certificates: list[Path] | None = None, faults=()):
         if profile.opcua is None:
             raise ValueError(f"{profile.source}: the profile has no opcua section to simulate")
         self.profile = profile
@@ -137,6 +139,7 @@ class OpcuaSimulator:
         self.port = port
         self.cert_dir = Path(cert_dir) if cert_dir else default_cert_dir()
         self.trusted_certificates = trusted_certificates
+        self.faults = parse_opcua_faults(faults)
         self.server: _Server | None = None
         self.nodes: DeviceNodes | None = None
         self.used_cache = False
@@ -174,7 +177,7 @@ class OpcuaSimulator:
         values = {p.name: self.model.value(p.name) for p in self.profile.points}
         self.nodes = await build_device_nodes(server, self.profile, values)
         server.processor_class = type("DeviceProcessor", (_Processor,), {"device": DeviceContext(section, self.nodes, self.model),
-                                                                          "trusted": self._trusted()})
+                                                                          "trusted": self._trusted(), "faults": self.faults})
         self.model.subscribe(self._show_change)
         await server.start()
         self.port = server.bserver.port

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 
 from asyncua import ua
+from cryptography import x509
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary, uatcp_to_binary
 
@@ -72,6 +73,7 @@ class DeviceContext:
 
 class ConformantProcessor(UaProcessor):
     device: DeviceContext  # set by the server before the first connection
+    faults: frozenset[str] = frozenset()  # deliberate defects (simulators.opcua.faults)
 
     async def process(self, header, body):
         if header.MessageType == ua.MessageType.Hello:
@@ -80,10 +82,40 @@ class ConformantProcessor(UaProcessor):
             # client's SendBufferSize, and the reverse); send the fields the right way round.
             hello = self._connection.receive_from_header_and_body(header, body)
             ack = self._limits.create_acknowledge_and_set_limits(hello)
-            ack.ReceiveBufferSize, ack.SendBufferSize = ack.SendBufferSize, ack.ReceiveBufferSize
+            if "ua-ack-swapped" not in self.faults:
+                ack.ReceiveBufferSize, ack.SendBufferSize = ack.SendBufferSize, ack.ReceiveBufferSize
             self._transport.write(uatcp_to_binary(ua.MessageType.Acknowledge, ack))
             return True
+        if header.MessageType == ua.MessageType.SecureOpen and not self._connection.is_open():
+            peek = body.copy(header.body_size)
+            try:
+                return await super().process(header, body)
+            except Exception as exc:  # noqa: BLE001 - asyncua raises where Part 6 wants an Error message
+                self._refuse_open(peek, exc)
+                return False
         return await super().process(header, body)
+
+    def _refuse_open(self, peek, exc: Exception) -> None:
+        """An OpenSecureChannel asyncua could not accept: Error message, then close (Part 6 v1.05
+        §6.7.6), with the Part 4 Table 12 code for what was wrong."""
+        try:
+            header = struct_from_binary(ua.AsymmetricAlgorithmHeader, peek)
+        except Exception:  # noqa: BLE001 - undecodable security header
+            header = None
+        offered = {factory.cls.URI for factory in self._connection._policies}
+        if header is None:
+            code = ua.StatusCodes.BadDecodingError
+        elif header.SecurityPolicyURI not in offered:
+            code = ua.StatusCodes.BadSecurityPolicyRejected
+        elif header.SenderCertificate and not _parses_as_certificate(header.SenderCertificate):
+            code = ua.StatusCodes.BadCertificateInvalid
+        elif "No matching policy" in str(exc):
+            code = ua.StatusCodes.BadSecurityModeRejected
+        else:
+            code = ua.StatusCodes.BadSecurityChecksFailed
+        log.info("refusing OpenSecureChannel from %s: %s (%s)", self.name, ua.StatusCode(code).name, exc)
+        self._transport.write(uatcp_to_binary(ua.MessageType.Error, ua.ErrorMessage(ua.StatusCode(code), "OpenSecureChannel refused")))
+        self._transport.close()
 
     async def _process_message(self, typeid, requesthdr, seqhdr, body):
         if typeid not in SESSIONLESS:
@@ -113,7 +145,7 @@ class ConformantProcessor(UaProcessor):
     def _session_problem(self, requesthdr) -> int | None:
         if self.session is None:
             return ua.StatusCodes.BadSessionIdInvalid
-        if requesthdr.AuthenticationToken != self.session.auth_token:
+        if requesthdr.AuthenticationToken != self.session.auth_token and "ua-any-auth-token" not in self.faults:
             return ua.StatusCodes.BadSessionIdInvalid
         if not self.session.is_activated():
             return ua.StatusCodes.BadSessionNotActivated
@@ -156,7 +188,8 @@ class ConformantProcessor(UaProcessor):
         results = []
         for item in params.NodesToRead:
             if item.NodeId not in aspace:
-                results.append(ua.DataValue(StatusCode=status(ua.StatusCodes.BadNodeIdUnknown)))
+                unknown = ua.StatusCodes.BadNodeIdInvalid if "ua-node-id-invalid" in self.faults else ua.StatusCodes.BadNodeIdUnknown
+                results.append(ua.DataValue(StatusCode=status(unknown)))
                 continue
             if item.AttributeId not in _ATTRIBUTE_IDS:
                 results.append(ua.DataValue(StatusCode=status(ua.StatusCodes.BadAttributeIdInvalid)))
@@ -165,7 +198,7 @@ class ConformantProcessor(UaProcessor):
                 results.append(ua.DataValue(StatusCode=status(ua.StatusCodes.BadDataEncodingInvalid)))
                 continue
             value = aspace.read_attribute_value(item.NodeId, ua.AttributeIds(item.AttributeId))
-            if item.IndexRange:
+            if item.IndexRange and "ua-ignore-index-range" not in self.faults:
                 value = self._read_range(value, item)
             results.append(_with_timestamps(value, params.TimestampsToReturn))
         return results
@@ -208,8 +241,12 @@ class ConformantProcessor(UaProcessor):
         if item.AttributeId != ua.AttributeIds.Value or not point.writable:
             return ua.StatusCodes.BadNotWritable
         variant = item.Value.Value if item.Value is not None else None
-        if variant is None or variant.VariantType != variant_type(point_ua_type(point)):
+        if variant is None:
             return ua.StatusCodes.BadTypeMismatch
+        if variant.VariantType != variant_type(point_ua_type(point)):
+            if "ua-no-type-check" not in self.faults:
+                return ua.StatusCodes.BadTypeMismatch
+            variant = ua.Variant(_convert(variant.Value, point_ua_type(point)), variant_type(point_ua_type(point)))
         new = variant.Value
         if item.IndexRange:
             try:
@@ -252,6 +289,8 @@ class ConformantProcessor(UaProcessor):
             result.StatusCode = status(ua.StatusCodes.BadMethodInvalid)
             return result
         args = list(request.InputArguments)
+        if "ua-no-argument-check" in self.faults:
+            args = (args + [ua.Variant(0.0, variant_type(a.data_type)) for a in method.inputs])[: len(method.inputs)]
         if len(args) < len(method.inputs):
             result.StatusCode = status(ua.StatusCodes.BadArgumentsMissing)
             return result
@@ -276,6 +315,28 @@ class ConformantProcessor(UaProcessor):
         result.StatusCode = status(ua.StatusCodes.Good)
         result.OutputArguments = outputs
         return result
+
+
+def _parses_as_certificate(data: bytes) -> bool:
+    try:
+        x509.load_der_x509_certificate(bytes(data))
+    except ValueError:
+        return False
+    return True
+
+
+def _convert(value, type_name: str):
+    """What a careless server does with a value of the wrong type (fault ua-no-type-check)."""
+    try:
+        if type_name == "Boolean":
+            return bool(value)
+        if type_name in ("Float", "Double"):
+            return float(value)
+        if type_name == "String":
+            return str(value)
+        return int(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _with_timestamps(value: ua.DataValue, which: int) -> ua.DataValue:

@@ -33,6 +33,7 @@ class GuardedProtocol(OPCUAProtocol):
     """asyncua's per-connection protocol behind the UACP checks."""
 
     processor_class: type | None = None  # the service layer's processor, set by the server
+    faults: frozenset[str] = frozenset()  # deliberate defects (simulators.opcua.faults)
 
     def connection_made(self, transport) -> None:
         self._rx = bytearray()
@@ -93,12 +94,13 @@ class GuardedProtocol(OPCUAProtocol):
         url = hello.endpoint_url or ""
         if len(url.encode("utf-8") if isinstance(url, str) else url) >= uacp.MAX_URL_LENGTH:
             return uacp.StatusCode.BadTcpEndpointUrlInvalid, "EndpointUrl of 4096 bytes or more"
-        if hello.receive_buffer_size < uacp.MIN_BUFFER_SIZE or hello.send_buffer_size < uacp.MIN_BUFFER_SIZE:
+        too_small = hello.receive_buffer_size < uacp.MIN_BUFFER_SIZE or hello.send_buffer_size < uacp.MIN_BUFFER_SIZE
+        if too_small and "ua-small-buffers" not in self.faults:
             return (uacp.StatusCode.BadTcpInternalError,
                     f"buffer sizes {hello.receive_buffer_size}/{hello.send_buffer_size} are below the minimum of {uacp.MIN_BUFFER_SIZE}")
         self._hello_seen = True
         # What we accept from now on: our buffer, or less if the client sends smaller chunks.
-        self._receive_limit = min(self.limits.max_recv_buffer, hello.send_buffer_size)
+        self._receive_limit = max(min(self.limits.max_recv_buffer, hello.send_buffer_size), uacp.MIN_BUFFER_SIZE)
         return None
 
     def _refuse(self, status: int, reason: str) -> None:

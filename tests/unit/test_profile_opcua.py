@@ -14,6 +14,7 @@ modbus:
     holding_registers: {start: 0, count: 10}
 opcua:
   profile: micro
+  application_uri: urn:test:server
   security:
     - {policy: None, modes: [None]}
     - {policy: Basic256Sha256, modes: [Sign, SignAndEncrypt]}
