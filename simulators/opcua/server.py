@@ -217,6 +217,9 @@ class OpcuaSimulator:
                                     device.get("revision", ""), section.build_number, build_date)
         for name, object_id in _LIMIT_NODES.items():
             await server.write_attribute_value(ua.NodeId(object_id), ua.DataValue(ua.Variant(section.limits[name], ua.VariantType.UInt32)))
+        # Part 5 v1.04 §6.3.2: MaxBrowseContinuationPoints is a UInt16, unlike the OperationLimits
+        await server.write_attribute_value(ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_MaxBrowseContinuationPoints),
+                                           ua.DataValue(ua.Variant(section.limits["max_browse_continuation_points"], ua.VariantType.UInt16)))
 
     def _show_change(self, name: str, value) -> None:
         """A point changed (through any face): the variable shows it, subscriptions report it.
