@@ -157,6 +157,8 @@ class OpcuaSimulator:
             self.used_cache = await aspace_cache.load_standard_address_space(iserver)
 
         iserver.load_standard_address_space = standard_space  # type: ignore[method-assign]
+        iserver.min_session_timeout_ms = 1000  # asyncua's default floor is 5 s
+        iserver.max_session_timeout_ms = section.limits["max_session_timeout_ms"]
         await server.init()
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}{section.endpoint_path}")
         server.set_server_name(self.profile.device.get("product_name") or self.profile.name)
@@ -217,6 +219,8 @@ class OpcuaSimulator:
                                     device.get("revision", ""), section.build_number, build_date)
         for name, object_id in _LIMIT_NODES.items():
             await server.write_attribute_value(ua.NodeId(object_id), ua.DataValue(ua.Variant(section.limits[name], ua.VariantType.UInt32)))
+        await server.write_attribute_value(ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_MinSupportedSampleRate),
+                                           ua.DataValue(ua.Variant(float(section.limits["min_sampling_interval_ms"]), ua.VariantType.Double)))
         # Part 5 v1.04 §6.3.2: MaxBrowseContinuationPoints is a UInt16, unlike the OperationLimits
         await server.write_attribute_value(ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_MaxBrowseContinuationPoints),
                                            ua.DataValue(ua.Variant(section.limits["max_browse_continuation_points"], ua.VariantType.UInt16)))

@@ -31,6 +31,7 @@ import logging
 
 from asyncua import ua
 from cryptography import x509
+from asyncua.server.internal_session import SessionState
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary, uatcp_to_binary
 
@@ -49,7 +50,8 @@ SESSIONLESS = {
     for name in ("CreateSession", "ActivateSession", "CloseSession", "FindServers", "GetEndpoints",
                  "RegisterServer", "RegisterServer2", "CloseSecureChannel")
 }
-_ID = {name: ua.NodeId(getattr(ua.ObjectIds, f"{name}Request_Encoding_DefaultBinary")) for name in ("Read", "Write", "Call", "CloseSession")}
+_ID = {name: ua.NodeId(getattr(ua.ObjectIds, f"{name}Request_Encoding_DefaultBinary"))
+       for name in ("Read", "Write", "Call", "CloseSession", "ActivateSession")}
 _ATTRIBUTE_IDS = frozenset(a.value for a in ua.AttributeIds)
 # Service sets handled in their own modules: each `handle(processor, typeid, requesthdr,
 # seqhdr, body)` answers and returns True, or returns False to leave the request to asyncua.
@@ -132,6 +134,9 @@ class ConformantProcessor(UaProcessor):
         if typeid == _ID["Call"]:
             self._respond(requesthdr, seqhdr, self._call(struct_from_binary(ua.CallParameters, body)), ua.CallResponse)
             return True
+        if typeid == _ID["ActivateSession"] and not self._token_policy_known(body.copy()):
+            self._fault(requesthdr, seqhdr, ua.StatusCodes.BadIdentityTokenInvalid)
+            return True
         for extension in EXTENSIONS:
             if await extension(self, typeid, requesthdr, seqhdr, body):
                 return True
@@ -142,10 +147,29 @@ class ConformantProcessor(UaProcessor):
 
     # ------------------------------------------------------------------ plumbing
 
+    def _token_policy_known(self, body) -> bool:
+        """The identity token names a UserTokenPolicy this channel's endpoint offers (§7.36)."""
+        try:
+            params = struct_from_binary(ua.ActivateSessionParameters, body)
+        except Exception:  # noqa: BLE001 - asyncua answers the undecodable request itself
+            return True
+        token = params.UserIdentityToken
+        policy_id = getattr(token, "PolicyId", None)
+        if not policy_id:
+            return True  # a null token means anonymous (§5.6.3.2); asyncua checks the type
+        channel_policy = self._connection.security_policy.URI
+        for endpoint in self.iserver.endpoints:
+            if endpoint.SecurityPolicyUri == channel_policy:
+                if any(p.PolicyId == policy_id for p in endpoint.UserIdentityTokens):
+                    return True
+        return False
+
     def _session_problem(self, requesthdr) -> int | None:
         if self.session is None:
             return ua.StatusCodes.BadSessionIdInvalid
         if requesthdr.AuthenticationToken != self.session.auth_token and "ua-any-auth-token" not in self.faults:
+            return ua.StatusCodes.BadSessionIdInvalid
+        if self.session.state == SessionState.Closed:  # closed by the client or by its timeout
             return ua.StatusCodes.BadSessionIdInvalid
         if not self.session.is_activated():
             return ua.StatusCodes.BadSessionNotActivated

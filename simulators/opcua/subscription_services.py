@@ -169,7 +169,8 @@ async def _create_monitored_items(processor, requesthdr, seqhdr, body) -> None:
     for item in params.ItemsToCreate:
         wanted = item.RequestedParameters
         requested.append((wanted.SamplingInterval, wanted.DiscardOldest))
-        wanted.QueueSize = _revised_queue(wanted.QueueSize, sub)
+        if item.ItemToMonitor.AttributeId != ua.AttributeIds.EventNotifier:
+            wanted.QueueSize = _revised_queue(wanted.QueueSize, sub)  # event queues: asyncua's revision
     results = await processor.session.create_monitored_items(params)
     minimum = _min_sampling(processor)
     items = sub.monitored_item_srv._monitored_items
@@ -208,7 +209,9 @@ async def _modify_monitored_items(processor, requesthdr, seqhdr, body) -> None:
         if data_item:
             mdata.filter = wanted.Filter  # a null filter is no filter (event filters stay as created)
             result.RevisedSamplingInterval = _revised_sampling(wanted.SamplingInterval, sub, minimum)
-        mdata.queue_size = _revised_queue(wanted.QueueSize, sub)
+            mdata.queue_size = _revised_queue(wanted.QueueSize, sub)
+        else:
+            mdata.queue_size = sub.monitored_item_srv._revise_queue_size(wanted.QueueSize)
         mdata.discard_oldest = wanted.DiscardOldest
         queued = sub._triggered_datachanges.get(item.MonitoredItemId)
         while queued and len(queued) > mdata.queue_size:  # §5.12.3.2: the discard policy trims the queue
