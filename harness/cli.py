@@ -108,12 +108,10 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
         return EXIT_UNREACHABLE
     out.mkdir(parents=True, exist_ok=True)
     if profile is None:
-        from .probe import probe_to_file
-
         profile = out / "profile.probed.yaml"
         console.print(f"No --profile given: probing {target.url} to draft one ({profile}) ...")
         try:
-            summary = probe_to_file(target, profile)
+            summary = _probe(target, profile)
         except Exception as exc:  # the device answered the TCP connect but not Modbus
             err.print(f"harness: probing {target.url} failed: {exc}")
             return EXIT_USAGE
@@ -143,6 +141,19 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
         return EXIT_USAGE
     _print_summary(results, out)
     return _exit_code(results)
+
+
+def _probe(target, path: Path, progress=lambda msg: None) -> str:
+    """Draft a profile for `target` with the probe of its protocol; returns a one-line summary."""
+    if target.protocol == "opcua":
+        from .probe_opcua import probe_opcua_to_file
+
+        return probe_opcua_to_file(target, path, progress=progress)
+    if target.protocol != "modbus" or target.scheme != "modbus+tcp":
+        raise ValueError(f"probing {target.scheme} targets is not supported; write the profile by hand")
+    from .probe import probe_to_file
+
+    return probe_to_file(target, path, progress=progress)
 
 
 def _exit_code(results: dict) -> int:
@@ -287,16 +298,19 @@ def probe(
     target: str = typer.Argument(..., help="device to probe, e.g. modbus+tcp://192.0.2.10:502"),
     out: Path = typer.Option(Path("profile.yaml"), "--out", help="where to write the drafted profile"),
 ):
-    """Draft a device profile by probing a device: function codes, table extents, identification."""
-    from .probe import probe_to_file
-
+    """Draft a device profile by probing a device (Modbus: function codes, tables, identification;
+    OPC UA: endpoints, limits, identity and a browse of the device object)."""
     t = _parse_target(target)
     problem = _reachable(t)
     if problem:
         err.print(f"harness: target unreachable: {t.url} ({problem})")
         raise typer.Exit(EXIT_UNREACHABLE)
     console.print(f"Probing {t.url} ...")
-    summary = probe_to_file(t, out, progress=lambda msg: console.print(f"  {msg}"))
+    try:
+        summary = _probe(t, out, progress=lambda msg: console.print(f"  {msg}"))
+    except Exception as exc:  # the device answered the TCP connect but not the protocol
+        err.print(f"harness: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
     console.print(f"Drafted {out}: {summary}")
     console.print("Check it against the device's documentation before you certify with it.")
 
