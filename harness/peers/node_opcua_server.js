@@ -213,6 +213,21 @@ async function main() {
     }
 
     // ------------------------------------------------------------------ server
+    // The OperationLimits the profile claims (configuration: node-opcua enforces what it states).
+    function operationLimits(limits) {
+        const names = {
+            max_nodes_per_read: "maxNodesPerRead", max_nodes_per_write: "maxNodesPerWrite",
+            max_nodes_per_browse: "maxNodesPerBrowse", max_nodes_per_method_call: "maxNodesPerMethodCall",
+            max_nodes_per_register_nodes: "maxNodesPerRegisterNodes",
+            max_nodes_per_translate: "maxNodesPerTranslateBrowsePathsToNodeIds",
+            max_monitored_items_per_call: "maxMonitoredItemsPerCall"
+        };
+        const out = {};
+        for (const [key, value] of Object.entries(limits)) {
+            if (names[key]) out[names[key]] = value;
+        }
+        return out;
+    }
     const bi = image.build_info;
     const users = new Map(image.users.map((u) => [u.name, u.password]));
     const server = new OPCUAServer({
@@ -221,7 +236,7 @@ async function main() {
         port: args.port,
         resourcePath: image.endpoint_path || "",
         maxConnectionsPerEndpoint: MAX_CONNECTIONS,
-        serverCapabilities: { maxSessions: MAX_CONNECTIONS },
+        serverCapabilities: { maxSessions: MAX_CONNECTIONS, operationLimits: operationLimits(image.limits || {}) },
         securityPolicies: policies,
         securityModes: modes,
         allowAnonymous: true,

@@ -54,4 +54,18 @@ def image_from_profile(profile: Profile) -> dict:
         ],
         "users": [{"name": u.name, "password": u.password} for u in section.users],
         "security": [{"policy": c.policy, "modes": list(c.modes)} for c in section.security],
+        # the OperationLimits the device claims, advertised (and, where the stack can, honoured)
+        "limits": {name: section.limits[name] for name in LIMIT_NODE_NAMES},
     }
+
+
+# profile limit -> name of the OperationLimits variable (Part 5 v1.04 §6.3.11)
+LIMIT_NODE_NAMES = {
+    "max_nodes_per_read": "MaxNodesPerRead",
+    "max_nodes_per_write": "MaxNodesPerWrite",
+    "max_nodes_per_browse": "MaxNodesPerBrowse",
+    "max_nodes_per_method_call": "MaxNodesPerMethodCall",
+    "max_nodes_per_register_nodes": "MaxNodesPerRegisterNodes",
+    "max_nodes_per_translate": "MaxNodesPerTranslateBrowsePathsToNodeIds",
+    "max_monitored_items_per_call": "MaxMonitoredItemsPerCall",
+}

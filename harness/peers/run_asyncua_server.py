@@ -198,6 +198,23 @@ def validate_image(image: dict) -> None:
             raise ImageError(f"methods: {method.get('browse_name')!r}: action sum needs exactly one output")
 
 
+async def advertise_limits(server, limits: dict) -> None:
+    """Configuration, not behaviour: the OperationLimits variables state the claimed values."""
+    from asyncua import ua
+
+    names = {
+        "max_nodes_per_read": "MaxNodesPerRead", "max_nodes_per_write": "MaxNodesPerWrite",
+        "max_nodes_per_browse": "MaxNodesPerBrowse", "max_nodes_per_method_call": "MaxNodesPerMethodCall",
+        "max_nodes_per_register_nodes": "MaxNodesPerRegisterNodes",
+        "max_nodes_per_translate": "MaxNodesPerTranslateBrowsePathsToNodeIds",
+        "max_monitored_items_per_call": "MaxMonitoredItemsPerCall",
+    }
+    for key, value in limits.items():
+        node_id = getattr(ua.ObjectIds, f"Server_ServerCapabilities_OperationLimits_{names[key]}", None)
+        if node_id is not None:
+            await server.write_attribute_value(ua.NodeId(node_id), ua.DataValue(ua.Variant(int(value), ua.VariantType.UInt32)))
+
+
 async def build_address_space(server, image: dict) -> int:
     """Namespace, object, variables (+ EngineeringUnits), methods. Returns the namespace index.
 
@@ -294,6 +311,7 @@ async def serve(image: dict, host: str, port: int, cert_dir: Path) -> int:
         await server.load_certificate(str(cert))
         await server.load_private_key(str(key))
     await build_address_space(server, image)
+    await advertise_limits(server, image.get("limits") or {})
 
     try:
         await server.start()
