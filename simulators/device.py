@@ -21,7 +21,8 @@ from harness.profile import Profile, load_profile
 from .device_model import DeviceModel
 from .modbus.datastore import DataStore
 from .modbus.faults import Fault
-from .modbus.server import ModbusSimulator, new_event_loop
+from .loop_thread import serve_in_thread, stop_thread
+from .modbus.server import ModbusSimulator
 
 PROTOCOLS = ("modbus", "opcua")
 
@@ -104,12 +105,7 @@ class DeviceThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.thread.is_alive():
-            try:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-            except RuntimeError:
-                pass
-            self.thread.join(timeout)
+        stop_thread(self.loop, self.thread, timeout)
 
     def __enter__(self) -> DeviceThread:
         return self
@@ -122,31 +118,5 @@ def start_device_in_thread(profile: Profile | str | Path, protocols: Sequence[st
                            timeout: float = 30.0, **options) -> DeviceThread:
     """Start a device simulator in a daemon thread; returns once every face listens."""
     device = DeviceSimulator(profile, protocols, **options)
-    loop = new_event_loop()
-    ready = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(device.start())
-        except BaseException as exc:  # handed to the starting thread
-            failure.append(exc)
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(device.stop())
-            loop.close()
-
-    thread = threading.Thread(target=run, name="device-simulator", daemon=True)
-    thread.start()
-    if not ready.wait(timeout):
-        raise TimeoutError(f"the device simulator did not start within {timeout} s")
-    if failure:
-        thread.join(timeout)
-        raise failure[0]
+    loop, thread = serve_in_thread(device, "device-simulator", timeout)
     return DeviceThread(device, loop, thread)

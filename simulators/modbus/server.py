@@ -359,12 +359,9 @@ class SimulatorThread:
         return self.simulator.store
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.thread.is_alive():
-            try:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-            except RuntimeError:  # the loop is already closed
-                pass
-            self.thread.join(timeout)
+        from ..loop_thread import stop_thread
+
+        stop_thread(self.loop, self.thread, timeout)
 
     def __enter__(self) -> SimulatorThread:
         return self
@@ -381,32 +378,8 @@ def start_in_thread(
     timeout: float = 10.0,
 ) -> SimulatorThread:
     """Start a simulator in a daemon thread; returns once it listens (or raises its error)."""
+    from ..loop_thread import serve_in_thread
+
     simulator = ModbusSimulator(profile, faults, host, port)
-    loop = new_event_loop()
-    ready = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(simulator.start())
-        except BaseException as exc:  # handed to the starting thread
-            failure.append(exc)
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(simulator.stop())
-            loop.close()
-
-    thread = threading.Thread(target=run, name=f"modbus-simulator-{host}:{port}", daemon=True)
-    thread.start()
-    if not ready.wait(timeout):
-        raise TimeoutError(f"the modbus simulator did not start within {timeout} s")
-    if failure:
-        thread.join(timeout)
-        raise failure[0]
+    loop, thread = serve_in_thread(simulator, f"modbus-simulator-{host}:{port}", timeout)
     return SimulatorThread(simulator, loop, thread)
