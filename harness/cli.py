@@ -121,6 +121,8 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
     args += ["--target", target_text, "--profile", str(profile), "--harness-out", str(out), "-p", "no:cacheprovider",
              "--harness-command", command or f"harness certify {target.url}", "-o", "addopts=", "--rootdir", str(SUITES_DIR.parent)]
     args += ["-rN", "-q" if not verbose else "-v", "--no-header", "--tb=no"]
+    # A second certify in one process (harness demo) re-imports nothing, which pytest warns about.
+    args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if k:
         args += ["-k", k]
     if seed is not None:
