@@ -19,6 +19,9 @@ RULES = {
     "harness.codec": ("harness.codec",),
     "harness.transport": ("harness.codec", "harness.transport", "harness.model"),
     "harness.certs": ("cryptography",),
+    # client adapters: the stacks themselves (lazily), plus the codec to judge what they do
+    "harness.adapters": ("harness.adapters", "harness.codec", "harness.transport", "harness.model", "harness.peers.base",
+                         "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua"),
     "harness.opcua": ("harness.codec", "harness.model", "harness.certs", "harness.opcua", "asyncua", "cryptography"),
     # peers load a profile to fill the third-party server with the device's data
     "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
