@@ -25,7 +25,7 @@ RULES = {
     "harness.opcua": ("harness.codec", "harness.model", "harness.certs", "harness.opcua", "asyncua", "cryptography"),
     # peers load a profile to fill the third-party server with the device's data
     "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
-                      "harness.peers", "pymodbus", "asyncua", "cryptography"),
+                      "harness.peers", "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua", "cryptography"),
     "reports": ("harness.model", "harness.verdict", "harness.requirements", "reports", "jinja2", "markupsafe"),
     "simulators": ("harness.codec", "harness.transport", "harness.profile", "harness.profile_opcua", "harness.model",
                    "harness.certs", "simulators", "uvloop", "asyncua", "cryptography"),
