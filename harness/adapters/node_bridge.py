@@ -25,7 +25,6 @@ import atexit
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -34,10 +33,11 @@ import time
 import weakref
 from pathlib import Path
 
+from .. import node_runtime
 from .errors import AdapterError, ConnectionLost, NotInstalled, Timeout
 
 SCRIPT = Path(__file__).with_name("node_bridge.js")
-INSTALL_HINT = "run scripts/install-node-packages.sh (or `make setup`) in the project directory"
+INSTALL_HINT = node_runtime.INSTALL_HINT
 START_TIMEOUT_S = 15.0
 STOP_GRACE_S = 1.0
 MIN_NODE_MAJOR = 18
@@ -45,33 +45,25 @@ MIN_NODE_MAJOR = 18
 _live: weakref.WeakSet[NodeBridge] = weakref.WeakSet()
 
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent.parent
-
-
 def node_binary() -> str:
     """The node executable: ``HARNESS_NODE`` or ``node`` on PATH; `NotInstalled` otherwise."""
-    node = os.environ.get("HARNESS_NODE") or shutil.which("node")
-    if not node or not (os.path.isfile(node) and os.access(node, os.X_OK)):
-        raise NotInstalled(f"Node.js (`node`) is not installed{f' at {node}' if node else ''}; {INSTALL_HINT}")
-    return node
+    try:
+        return node_runtime.node_binary()
+    except node_runtime.NodeMissing as exc:
+        raise NotInstalled(str(exc)) from None
 
 
 def node_modules_dir() -> Path:
     """``HARNESS_NODE_MODULES`` or <project>/node_modules."""
-    env = os.environ.get("HARNESS_NODE_MODULES")
-    return Path(env) if env else project_root() / "node_modules"
+    return node_runtime.node_modules_dir()
 
 
 def package_version(package: str) -> str:
     """The installed version of an npm package (its package.json), or `NotInstalled`."""
-    manifest = node_modules_dir() / package / "package.json"
     try:
-        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
-    except FileNotFoundError:
-        raise NotInstalled(f"the npm package {package} is not installed in {node_modules_dir()}; {INSTALL_HINT}") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise NotInstalled(f"cannot read {manifest} ({exc}); {INSTALL_HINT}") from None
+        return node_runtime.npm_package_version(package)
+    except node_runtime.NodeMissing as exc:
+        raise NotInstalled(str(exc)) from None
 
 
 def _signal_group(pgid: int, sig: int) -> None:

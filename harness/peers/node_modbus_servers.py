@@ -60,54 +60,37 @@ to that request instead of a dead server for the rest of a run (see node_modbus_
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import DEFAULT_STARTUP_TIMEOUT_S, PeerError, PeerProcess, free_port, project_root, table_images
+from .. import node_runtime
+from .base import DEFAULT_STARTUP_TIMEOUT_S, PeerError, PeerProcess, free_port, table_images
 
 SCRIPT = Path(__file__).with_name("node_modbus_servers.js")
-INSTALL_HINT = "run scripts/install-node-packages.sh (or `make setup`) in the project directory"
+INSTALL_HINT = node_runtime.INSTALL_HINT
 MIN_NODE_MAJOR = 18
 PORT_ATTEMPTS = 3  # modbus-serial only: retries when the free port was taken before node bound it
 
 
 def node_binary(peer: str) -> str:
-    """The node executable (``HARNESS_NODE`` or ``node`` on PATH), checked; PeerError otherwise."""
-    env = os.environ.get("HARNESS_NODE")
-    node = env or shutil.which("node")
-    if not node or not (os.path.isfile(node) and os.access(node, os.X_OK)):
-        where = f"HARNESS_NODE={env} is not an executable" if env else "`node` is not on PATH"
-        raise PeerError(f"peer {peer!r}: Node.js is not installed ({where}); {INSTALL_HINT}")
+    """The node executable (``HARNESS_NODE`` or ``node`` on PATH, Node >= 18); PeerError otherwise."""
     try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise PeerError(f"peer {peer!r}: `{node} --version` failed ({exc}); {INSTALL_HINT}") from None
-    major = out.lstrip("v").split(".")[0]
-    if not major.isdigit() or int(major) < MIN_NODE_MAJOR:
-        raise PeerError(f"peer {peer!r}: Node.js >= {MIN_NODE_MAJOR} needed, found {out}; {INSTALL_HINT}")
-    return node
+        return node_runtime.node_binary(MIN_NODE_MAJOR)
+    except node_runtime.NodeMissing as exc:
+        raise PeerError(f"peer {peer!r}: {exc}") from None
 
 
 def node_modules_dir(node_modules: str | Path | None = None) -> Path:
     """The argument, ``HARNESS_NODE_MODULES``, or <project>/node_modules."""
-    if node_modules is not None:
-        return Path(node_modules)
-    env = os.environ.get("HARNESS_NODE_MODULES")
-    return Path(env) if env else project_root() / "node_modules"
+    return node_runtime.node_modules_dir(node_modules)
 
 
 def _package_version(package: str, node_modules: str | Path | None) -> str:
-    directory = node_modules_dir(node_modules)
-    manifest = directory / package / "package.json"
     try:
-        return json.loads(manifest.read_text(encoding="utf-8"))["version"]
-    except FileNotFoundError:
-        raise PeerError(f"peer {package!r}: {package} is not installed in {directory}; {INSTALL_HINT}") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise PeerError(f"peer {package!r}: cannot read {manifest} ({exc}); {INSTALL_HINT}") from None
+        return node_runtime.npm_package_version(package, node_modules)
+    except node_runtime.NodeMissing as exc:
+        raise PeerError(f"peer {package!r}: {exc}") from None
 
 
 def modbus_serial_version(node_modules: str | Path | None = None) -> str:

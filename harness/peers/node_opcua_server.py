@@ -43,52 +43,37 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import PeerError, PeerProcess, cache_dir, project_root
+from .. import node_runtime
+from .base import PeerError, PeerProcess, cache_dir
 
 SCRIPT = Path(__file__).with_name("node_opcua_server.js")
 DEFAULT_STARTUP_TIMEOUT_S = 60.0
 MIN_NODE_MAJOR = 18
-INSTALL_HINT = "run scripts/install-node-packages.sh (or `make setup`) in the project directory"
+INSTALL_HINT = node_runtime.INSTALL_HINT
 
 
 def node_binary() -> str:
-    """Path of the node executable (``HARNESS_NODE`` or ``node`` on PATH), or PeerError."""
-    node = os.environ.get("HARNESS_NODE") or shutil.which("node")
-    if not node:
-        raise PeerError(f"node-opcua peer: Node.js (`node`) is not installed; {INSTALL_HINT}")
-    return node
-
-
-def node_version(node: str) -> str:
+    """The node executable (``HARNESS_NODE`` or ``node`` on PATH, Node >= 18), or PeerError."""
     try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise PeerError(f"node-opcua peer: `{node} --version` failed ({exc}); {INSTALL_HINT}") from None
-    return out.lstrip("v")
+        return node_runtime.node_binary(MIN_NODE_MAJOR)
+    except node_runtime.NodeMissing as exc:
+        raise PeerError(f"node-opcua peer: {exc}") from None
 
 
 def node_modules_dir(node_modules: str | Path | None = None) -> Path:
     """Where node-opcua is installed: the argument, ``HARNESS_NODE_MODULES``, or <project>/node_modules."""
-    if node_modules is not None:
-        return Path(node_modules)
-    env = os.environ.get("HARNESS_NODE_MODULES")
-    return Path(env) if env else project_root() / "node_modules"
+    return node_runtime.node_modules_dir(node_modules)
 
 
 def node_opcua_version(node_modules: str | Path | None = None) -> str:
     """The installed node-opcua version (from its package.json), or PeerError naming the fix."""
-    directory = node_modules_dir(node_modules)
-    manifest = directory / "node-opcua" / "package.json"
     try:
-        return json.loads(manifest.read_text(encoding="utf-8"))["version"]
-    except FileNotFoundError:
-        raise PeerError(f"node-opcua peer: node-opcua is not installed in {directory}; {INSTALL_HINT}") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise PeerError(f"node-opcua peer: cannot read {manifest} ({exc}); {INSTALL_HINT}") from None
+        return node_runtime.npm_package_version("node-opcua", node_modules)
+    except node_runtime.NodeMissing as exc:
+        raise PeerError(f"node-opcua peer: {exc}") from None
 
 
 # node-opcua keeps its own certificate and key at these places under the server's PKI root
@@ -142,9 +127,6 @@ def start_node_opcua_server(
     """
     version = node_opcua_version(node_modules)
     node = node_binary()
-    major = node_version(node).split(".")[0]
-    if not major.isdigit() or int(major) < MIN_NODE_MAJOR:
-        raise PeerError(f"node-opcua peer: Node.js >= {MIN_NODE_MAJOR} needed, found {node_version(node)}; {INSTALL_HINT}")
     if trust_dir is not None and not Path(trust_dir).is_dir():
         raise PeerError(f"node-opcua peer: trust_dir {trust_dir} is not a directory")
 

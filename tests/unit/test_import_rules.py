@@ -20,11 +20,14 @@ RULES = {
     "harness.transport": ("harness.codec", "harness.transport", "harness.model"),
     "harness.certs": ("cryptography",),
     # client adapters: the stacks themselves (lazily), plus the codec to judge what they do
+    "harness.node_runtime": (),
     "harness.adapters": ("harness.adapters", "harness.codec", "harness.transport", "harness.model", "harness.peers.base",
+                         "harness.node_runtime",
                          "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua"),
     "harness.opcua": ("harness.codec", "harness.model", "harness.certs", "harness.opcua", "asyncua", "cryptography"),
     # peers load a profile to fill the third-party server with the device's data
     "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
+                      "harness.node_runtime",
                       "harness.peers", "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua", "cryptography"),
     "reports": ("harness.model", "harness.verdict", "harness.requirements", "reports", "jinja2", "markupsafe"),
     "simulators": ("harness.codec", "harness.transport", "harness.profile", "harness.profile_opcua", "harness.model",
