@@ -13,38 +13,19 @@ for how the profile is loaded).  Exit codes: 0 after a signal, 2 for a bad profi
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
 import time
+
+from harness.peers.runner_args import peer_arguments
 
 BIND_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 2.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.peers.run_modbus_tk_server", description=__doc__.splitlines()[0])
-    parser.add_argument("profile", help="device profile YAML")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = let the OS choose (default)")
-    args = parser.parse_args(argv)
-
-    from harness.profile import ProfileError, load_profile
-
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        print(f"run_modbus_tk_server: {exc}", file=sys.stderr)
-        return 2
-    if profile.modbus is None:
-        print(f"run_modbus_tk_server: {args.profile}: the profile has no modbus section", file=sys.stderr)
-        return 2
-    try:
-        import modbus_tk
-    except ImportError as exc:
-        print(f"run_modbus_tk_server: modbus-tk is not installed ({exc}); pip install 'protocol-harness[peers]'", file=sys.stderr)
-        return 1
+    args, profile = peer_arguments("run_modbus_tk_server", __doc__, argv, "modbus_tk", "modbus-tk")
 
     from harness.peers.modbus_tk_server import build_server
 
@@ -75,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run_modbus_tk_server: modbus-tk did not listen within {BIND_TIMEOUT_S:g} s", file=sys.stderr)
         _stop(server)
         return 1 if not stop.is_set() else 0
+    import modbus_tk
+
     print(f"version: {getattr(modbus_tk, 'VERSION', '') or 'unknown'}", flush=True)
     print(f"listening on modbus+tcp://{bound_host}:{bound_port}", flush=True)
 

@@ -13,35 +13,18 @@ Exit codes: 0 after a signal, 2 for a bad profile or arguments, 1 if pymodbus fa
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import sys
 
+from harness.peers.runner_args import peer_arguments
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.peers.run_pymodbus_server", description=__doc__.splitlines()[0])
-    parser.add_argument("profile", help="device profile YAML")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = let the OS choose (default)")
-    args = parser.parse_args(argv)
-
-    from harness.profile import ProfileError, load_profile
-
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        print(f"run_pymodbus_server: {exc}", file=sys.stderr)
-        return 2
-    if profile.modbus is None:
-        print(f"run_pymodbus_server: {args.profile}: the profile has no modbus section", file=sys.stderr)
-        return 2
+    args, profile = peer_arguments("run_pymodbus_server", __doc__, argv, "pymodbus", "pymodbus")
     try:
         import pymodbus
-    except ImportError as exc:
-        print(f"run_pymodbus_server: pymodbus is not installed ({exc}); pip install 'protocol-harness[peers]'", file=sys.stderr)
-        return 1
-    try:
+
         return asyncio.run(_serve(profile, args.host, args.port, pymodbus.__version__))
     except KeyboardInterrupt:
         return 0

@@ -13,42 +13,25 @@ signal, 2 for a bad profile or arguments, 1 if pyModbusTCP is missing or cannot 
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
+
+from harness.peers.runner_args import peer_arguments
 
 STOP_TIMEOUT_S = 2.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.peers.run_pymodbustcp_server", description=__doc__.splitlines()[0])
-    parser.add_argument("profile", help="device profile YAML")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = let the OS choose (default)")
-    args = parser.parse_args(argv)
-
-    from harness.profile import ProfileError, load_profile
-
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        print(f"run_pymodbustcp_server: {exc}", file=sys.stderr)
-        return 2
-    if profile.modbus is None:
-        print(f"run_pymodbustcp_server: {args.profile}: the profile has no modbus section", file=sys.stderr)
-        return 2
-    try:
-        from pyModbusTCP.server import ModbusServer
-    except ImportError as exc:
-        print(f"run_pymodbustcp_server: pyModbusTCP is not installed ({exc}); pip install 'protocol-harness[peers]'", file=sys.stderr)
-        return 1
+    args, profile = peer_arguments("run_pymodbustcp_server", __doc__, argv, "pyModbusTCP.server", "pyModbusTCP")
 
     from harness.peers.pymodbustcp_server import build_server, pymodbustcp_version
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+    from pyModbusTCP.server import ModbusServer
 
     server = build_server(profile, args.host, args.port)
     try:

@@ -16,9 +16,10 @@ cannot listen.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
+
+from harness.peers.runner_args import peer_arguments
 
 
 class _Stop(BaseException):
@@ -30,27 +31,7 @@ def _on_signal(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.peers.run_umodbus_server", description=__doc__.splitlines()[0])
-    parser.add_argument("profile", help="device profile YAML")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = let the OS choose (default)")
-    args = parser.parse_args(argv)
-
-    from harness.profile import ProfileError, load_profile
-
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        print(f"run_umodbus_server: {exc}", file=sys.stderr)
-        return 2
-    if profile.modbus is None:
-        print(f"run_umodbus_server: {args.profile}: the profile has no modbus section", file=sys.stderr)
-        return 2
-    try:
-        import umodbus  # noqa: F401 - fail early with a clear message
-    except ImportError as exc:
-        print(f"run_umodbus_server: uModbus is not installed ({exc}); pip install 'protocol-harness[peers]'", file=sys.stderr)
-        return 1
+    args, profile = peer_arguments("run_umodbus_server", __doc__, argv, "umodbus", "uModbus")
 
     from harness.peers.umodbus_server import build_app, umodbus_version
 
