@@ -24,6 +24,12 @@ MODBUS_CLIENTS: dict[str, str] = {
 }
 
 
+OPCUA_CLIENTS: dict[str, str] = {
+    "asyncua": "harness.adapters.asyncua_client:AsyncuaClient",
+    "node-opcua": "harness.adapters.node_opcua_client:NodeOpcuaClient",
+}
+
+
 def _load(spec: str):
     module_name, _, class_name = spec.partition(":")
     try:
@@ -37,5 +43,7 @@ def make_client(name: str):
     """A new, unconnected client of the named stack; `NotInstalled` if the stack is missing."""
     if name in MODBUS_CLIENTS:
         return _load(MODBUS_CLIENTS[name])()
-    known = ", ".join(MODBUS_CLIENTS)
+    if name in OPCUA_CLIENTS:
+        return _load(OPCUA_CLIENTS[name])()
+    known = ", ".join([*MODBUS_CLIENTS, *OPCUA_CLIENTS])
     raise KeyError(f"no client adapter named {name!r}; known: {known}")
