@@ -186,6 +186,83 @@ def _print_summary(results: dict, out: Path) -> None:
             console.print(f"  {name:13s} {out / name}")
 
 
+# --------------------------------------------------------------------------- matrix
+
+MATRIX_SUITES = {"modbus": "interop_modbus"}
+
+
+@app.command()
+def matrix(
+    protocol: str = typer.Option("modbus", "--protocol", help="modbus (OPC UA comes next)"),
+    clients: str = typer.Option("", "--clients", help="client stacks, comma-separated (default: every one)"),
+    servers: str = typer.Option("", "--servers", help="server stacks, comma-separated (default: every one, the simulator included)"),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="device the servers are loaded with (default: the example device)"),
+    out: Path = typer.Option(Path("out/matrix"), "--out", help="where results.json, report.html and junit.xml go"),
+    workers: int = typer.Option(2, "-n", help="parallel workers (pytest-xdist); each server runs on one worker"),
+):
+    """Run the interoperability scenarios for every client stack x server stack pair."""
+    raise typer.Exit(run_matrix(protocol, clients, servers, profile, out, workers, command=_command_line()))
+
+
+def run_matrix(protocol, clients, servers, profile, out, workers=2, command="") -> int:
+    if protocol not in MATRIX_SUITES:
+        raise _usage_error(f"--protocol {protocol}: the matrix covers {', '.join(MATRIX_SUITES)}")
+    from .profile import example_profile_path
+
+    profile = profile or example_profile_path()
+    _load_profile(profile)
+    out.mkdir(parents=True, exist_ok=True)
+    args = [str(SUITES_DIR / MATRIX_SUITES[protocol]), "--profile", str(profile), "--harness-out", str(out),
+            "-p", "no:cacheprovider", "--harness-command", command or "harness matrix", "-o", "addopts=",
+            "--rootdir", str(SUITES_DIR.parent), "-rN", "-q", "--no-header", "--tb=no",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    if clients:
+        args += ["--clients", clients]
+    if servers:
+        args += ["--servers", servers]
+    if workers:
+        args += ["-n", str(workers), "--dist", "loadgroup"]
+    import pytest
+
+    console.print(f"Interoperability matrix ({protocol}) -> {out}/")
+    code = pytest.main(args)
+    results_path = out / "results.json"
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
+        err.print(f"harness: the matrix run failed to start (pytest exit code {int(code)})")
+        return EXIT_USAGE
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    _print_matrix(results, out)
+    verdicts = {c["verdict"] for c in results["cases"]}
+    if "FAIL" in verdicts:
+        return EXIT_NOT_COMPLIANT
+    return EXIT_USAGE if "ERROR" in verdicts else EXIT_COMPLIANT
+
+
+def _print_matrix(results: dict, out: Path) -> None:
+    cells: dict[tuple[str, str], list[str]] = {}
+    for case in results["cases"]:
+        tags = case.get("tags") or {}
+        if "client" in tags:
+            cells.setdefault((tags["client"], tags["server"]), []).append(case["verdict"])
+    servers = sorted({s for _, s in cells}, key=str.lower)
+    table = Table(title="scenarios passed / decided (rows: client stacks, columns: server stacks)")
+    table.add_column("client")
+    for server in servers:
+        table.add_column(server, justify="center")
+    for client in sorted({c for c, _ in cells}, key=str.lower):
+        row = []
+        for server in servers:
+            verdicts = [v for v in cells.get((client, server), []) if v != "NOT_APPLICABLE"]
+            passed = verdicts.count("PASS")
+            style = "green" if passed == len(verdicts) else ("magenta" if "ERROR" in verdicts and not passed else "red")
+            row.append(Text(f"{passed}/{len(verdicts)}", style=style))
+        table.add_row(client, *row)
+    console.print(table)
+    for name in ("report.html", "results.json", "junit.xml"):
+        if (out / name).exists():
+            console.print(f"  {name:13s} {out / name}")
+
+
 # --------------------------------------------------------------------------- simulate / demo
 
 

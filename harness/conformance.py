@@ -43,19 +43,20 @@ class DeviceFailure(AssertionError):
         self.expected, self.observed = expected, observed
 
 
-def case(id: str, title: str, *, requirements: list[str], level: str, clause: str):
-    """Mark a test (or a `pytest.param`) as a conformance case."""
+def case(id: str, title: str, *, requirements: list[str], level: str, clause: str, tags: dict[str, str] | None = None):
+    """Mark a test (or a `pytest.param`) as a conformance case; `tags` place it in a grid (the matrix)."""
     if not requirements:
         raise ValueError(f"case {id}: name at least one requirement id")
     Level(level)  # raises on anything but MUST / SHOULD / MAY
     if "§" not in clause or (" V" not in clause and " v" not in clause):
         raise ValueError(f"case {id}: clause {clause!r} must carry the spec version and section, e.g. 'MODBUS Application Protocol V1.1b3 §6.3'")
-    return getattr(pytest.mark, MARKER)(id=id, title=title, requirements=list(requirements), level=level, clause=clause)
+    return getattr(pytest.mark, MARKER)(id=id, title=title, requirements=list(requirements), level=level, clause=clause,
+                                        tags=dict(tags or {}))
 
 
-def param(*values, id: str, title: str, requirements: list[str], level: str, clause: str):
+def param(*values, id: str, title: str, requirements: list[str], level: str, clause: str, tags: dict[str, str] | None = None):
     """A parametrized variant of a case: `pytest.param` carrying its own case marker."""
-    return pytest.param(*values, id=id, marks=case(id, title, requirements=requirements, level=level, clause=clause))
+    return pytest.param(*values, id=id, marks=case(id, title, requirements=requirements, level=level, clause=clause, tags=tags))
 
 
 def fail(message: str, *, expected: str = "", observed: str = "") -> None:

@@ -87,6 +87,9 @@ class CaseResult:
     duration_s: float = 0.0
     nodeid: str = ""
     evidence: Evidence = field(default_factory=Evidence)
+    # what the case ran against, for cases that are one cell of a grid, e.g. the
+    # interoperability matrix: {"client": "pymodbus", "server": "libmodbus", "scenario": "RT-FLOAT32"}
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -115,4 +118,5 @@ class CaseResult:
             duration_s=float(data.get("duration_s", 0.0)),
             nodeid=data.get("nodeid", ""),
             evidence=evidence,
+            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
         )

@@ -145,6 +145,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         duration_s=round(report.duration, 6),
         nodeid=item.nodeid,
         evidence=evidence,
+        tags=dict(meta.get("tags") or {}),
     )
     item.user_properties += [(_CASE_PROP, json.dumps(result.to_dict())), (_VERDICT_PROP, verdict.value)]
     report.user_properties = list(item.user_properties)

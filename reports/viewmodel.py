@@ -104,6 +104,22 @@ class ProfileRow:
 
 
 @dataclass(frozen=True)
+class MatrixCell:
+    """One (client, server) pair: passed / total decided, linking to its first failing case."""
+
+    text: str
+    title: str
+    css: str
+    link: str
+
+
+@dataclass(frozen=True)
+class MatrixView:
+    servers: list[str]
+    rows: list[tuple[str, list[MatrixCell]]]  # (client, one cell per server)
+
+
+@dataclass(frozen=True)
 class IdentityRow:
     label: str
     declared: str
@@ -182,9 +198,40 @@ class ReportView:
     by_level: list[LevelRow]
     suites: list[SuiteRow]
     profiles: list[ProfileRow]
+    matrix: MatrixView | None
     cases: list[CaseRow]
     capture_file: str
     capture_note: str
+
+
+def _matrix(raw_cases: list, rows: list[CaseRow]) -> MatrixView | None:
+    """The interoperability grid, when the cases carry client and server tags."""
+    anchors = {row.id: row.anchor for row in rows}
+    cells: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for case in raw_cases:
+        tags = _mapping(case.get("tags"))
+        if "client" in tags and "server" in tags:
+            cells.setdefault((str(tags["client"]), str(tags["server"])), []).append(case)
+    if not cells:
+        return None
+    clients = sorted({c for c, _ in cells}, key=str.lower)
+    servers = sorted({s for _, s in cells}, key=str.lower)
+    grid = []
+    for client in clients:
+        line = []
+        for server in servers:
+            cases = cells.get((client, server), [])
+            decided = [c for c in cases if c.get("verdict") != "NOT_APPLICABLE"]
+            passed = sum(1 for c in decided if c.get("verdict") == "PASS")
+            bad = [c for c in decided if c.get("verdict") != "PASS"]
+            errors = any(c.get("verdict") == "ERROR" for c in bad)
+            css = "v-na" if not decided else ("v-pass" if not bad else ("v-error" if errors and not passed else "v-fail"))
+            names = ", ".join(str(c.get("id")) for c in bad[:6]) + (" ..." if len(bad) > 6 else "")
+            title = f"{client} client, {server} server: {passed} of {len(decided)} scenarios pass" + (f"; not passing: {names}" if bad else "")
+            link = f"#{anchors[bad[0]['id']]}" if bad and bad[0].get("id") in anchors else ""
+            line.append(MatrixCell(f"{passed}/{len(decided)}" if decided else "n/a", title, css, link))
+        grid.append((client, line))
+    return MatrixView(servers, grid)
 
 
 def _profile_rows(raw_cases: list, claims: Mapping[str, Any]) -> list[ProfileRow]:
@@ -498,6 +545,7 @@ def build_view(results: Mapping[str, Any]) -> ReportView:
         by_level=by_level,
         suites=suites,
         profiles=_profile_rows(raw_cases, _mapping(profile.get("claims"))),
+        matrix=_matrix(raw_cases, rows),
         cases=rows,
         capture_file=_text(capture.get("file")),
         capture_note=_text(capture.get("note")),

@@ -46,3 +46,14 @@ class ModbusException(AdapterError):
         super().__init__(f"Modbus exception {code:02X}" + (f" to function {function_code}" if function_code else ""), detail)
         self.code = code
         self.function_code = function_code
+
+
+class StatusError(AdapterError):
+    """The OPC UA server answered with a bad status: `status` is its name as in Part 6 Annex A
+    (e.g. ``BadNodeIdUnknown``), `code` the 32-bit StatusCode value (info bits included)."""
+
+    def __init__(self, status: str, code: int, operation: str = "", detail: str = ""):
+        super().__init__(f"{status} (0x{code:08X})" + (f" in {operation}" if operation else ""), detail)
+        self.status = status
+        self.code = code
+        self.operation = operation

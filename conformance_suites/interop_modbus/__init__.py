@@ -1,0 +1,1 @@
+"""Modbus TCP interoperability matrix: scenarios run for every client stack x server stack pair."""

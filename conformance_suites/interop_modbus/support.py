@@ -1,0 +1,125 @@
+"""One cell of the Modbus interoperability matrix: a client stack talking to a server stack.
+
+`Pair` opens clients of the named stack (through `harness.adapters`) to a server started by
+`ServerPool` (through `harness.peers`), records what each call sent and got in the case's
+evidence, and turns what the stacks do into verdicts:
+
+- a server that cannot start, or a client stack that is not installed: ERROR with the reason;
+- an operation the client stack has no API for (`Unsupported`): NOT_APPLICABLE, saying so;
+- anything else that goes wrong between the two: FAIL, with expected and observed.
+"""
+
+from __future__ import annotations
+
+from harness.adapters.errors import AdapterError, ModbusException, NotInstalled, Unsupported
+from harness.adapters.registry import make_client
+from harness.conformance import HarnessError, fail, not_applicable
+from harness.model import Evidence
+from harness.peers.base import PeerError
+from harness.peers.registry import start_server
+from harness.profile import Profile
+
+AP = "MODBUS Application Protocol V1.1b3"
+IG = "MODBUS Messaging on TCP/IP Implementation Guide V1.0b"
+CALL_TIMEOUT_S = 2.0
+
+
+class ServerPool:
+    """Servers started on first use and kept for the session; a failed start is remembered."""
+
+    def __init__(self, profile_path: str):
+        self.profile_path = profile_path
+        self._servers: dict[str, object] = {}
+
+    def get(self, name: str):
+        if name not in self._servers:
+            try:
+                self._servers[name] = start_server("modbus", name, self.profile_path)
+            except (PeerError, OSError) as exc:
+                self._servers[name] = exc
+        server = self._servers[name]
+        if isinstance(server, Exception):
+            raise HarnessError(f"the {name} server could not be started: {str(server).splitlines()[0]}")
+        if not server.running:
+            raise HarnessError(f"the {name} server is no longer running (exit code {server.proc.returncode})")
+        return server
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            if not isinstance(server, Exception):
+                server.close()
+        self._servers.clear()
+
+
+class Pair:
+    def __init__(self, client_name: str, server, profile: Profile, evidence: Evidence):
+        self.client_name = client_name
+        self.server = server
+        self.profile = profile
+        self.evidence = evidence
+        self._clients: list = []
+
+    def __enter__(self) -> "Pair":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for client in self._clients:
+            try:
+                client.close()
+            except AdapterError:
+                pass
+
+    def client(self):
+        """A new client of the stack, connected to the server."""
+        try:
+            client = make_client(self.client_name)
+        except NotInstalled as exc:
+            raise HarnessError(f"the {self.client_name} client stack is not installed: {exc}") from None
+        self._clients.append(client)
+        unit = self.profile.modbus.unit_id if self.profile.modbus else 1
+        try:
+            client.connect(self.server.host, self.server.port, unit=unit, timeout=CALL_TIMEOUT_S)
+        except AdapterError as exc:
+            fail(f"{self.client_name} could not connect to {self.server.name}: {exc}", expected="a connection",
+                 observed=f"{type(exc).__name__}: {exc} {exc.detail}".strip())
+        self.note(f"{self.client_name} {getattr(client, 'version', '?')} connected to {self.server.name} "
+                  f"{self.server.version} at {self.server.url}")
+        return client
+
+    def note(self, text: str) -> None:
+        self.evidence.notes.append(text)
+
+    def call(self, what: str, fn, *args, exception_expected: bool = False):
+        """Run one client operation; the outcome goes to the evidence, failures become verdicts.
+
+        A Modbus exception response is a FAIL (the request was legal), unless the scenario
+        expects one: then the `ModbusException` is raised for it to judge."""
+        try:
+            result = fn(*args)
+        except Unsupported as exc:
+            self.note(f"{what}: not supported by {self.client_name}: {exc}")
+            not_applicable(f"the {self.client_name} client stack has no API for this: {exc}")
+        except ModbusException as exc:
+            self.note(f"{what} -> exception {exc.code:02X}")
+            if exception_expected:
+                raise
+            fail(f"{what}: exception {exc.code:02X} between {self.client_name} and {self.server.name}",
+                 expected="a normal response to a legal request", observed=f"Modbus exception {exc.code:02X} {exc.detail}".strip())
+        except AdapterError as exc:
+            self.note(f"{what} -> {type(exc).__name__}: {exc} {exc.detail}".strip())
+            fail(f"{what} failed between {self.client_name} and {self.server.name}: {type(exc).__name__}: {exc}",
+                 expected="a normal response", observed=f"{type(exc).__name__}: {exc} {exc.detail}".strip())
+        self.note(f"{what} -> {_short(result)}")
+        return result
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def scenario(id: str, title: str, *, requirements: list[str], clause: str):
+    """Mark a test function as an interoperability scenario (one case per client x server pair)."""
+    import pytest
+
+    return pytest.mark.iop_scenario(id=id, title=title, requirements=list(requirements), clause=clause)

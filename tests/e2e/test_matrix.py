@@ -1,0 +1,43 @@
+"""`harness matrix` as a user runs it: a small grid, a known incompatibility, an unavailable server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+def run_matrix(out, *args, env=None, timeout=300):
+    proc = subprocess.run([*HARNESS, "matrix", "--out", str(out), *args], capture_output=True, text=True, timeout=timeout, env=env)
+    results = out / "results.json"
+    return proc.returncode, (json.loads(results.read_text()) if results.exists() else None), proc.stdout + proc.stderr
+
+
+def test_small_grid_has_a_case_per_pair_and_scenario_and_a_matrix_in_the_report(tmp_path):
+    code, data, output = run_matrix(tmp_path, "--clients", "pymodbus,jsmodbus", "--servers", "simulator", "-n", "0")
+    assert data is not None, output
+    pairs = {(c["tags"]["client"], c["tags"]["server"]) for c in data["cases"]}
+    assert pairs == {("pymodbus", "simulator"), ("jsmodbus", "simulator")}
+    scenarios = {c["tags"]["scenario"] for c in data["cases"]}
+    assert len(data["cases"]) == 2 * len(scenarios) >= 18
+    got = {c["id"]: c for c in data["cases"]}
+    # pymodbus against the reference device: every scenario passes
+    assert {c["verdict"] for c in data["cases"] if c["tags"]["client"] == "pymodbus"} == {"PASS"}
+    # a known incompatibility is a FAIL with evidence, and the run says so by its exit code
+    jsmq = got["IOP-MAX-QUANTITY-jsmodbus-simulator"]
+    assert jsmq["verdict"] == "FAIL" and jsmq["evidence"]["expected"] and jsmq["evidence"]["notes"], jsmq
+    assert code == 1, output
+    report = (tmp_path / "report.html").read_text()
+    assert "Interoperability matrix" in report and "jsmodbus" in report
+
+
+def test_a_server_that_cannot_start_is_an_error_cell_with_the_reason(tmp_path):
+    env = dict(os.environ, HARNESS_NODE=str(tmp_path / "no-such-node"))
+    code, data, output = run_matrix(tmp_path, "--clients", "pymodbus", "--servers", "jsmodbus", "-n", "0", env=env)
+    assert data is not None, output
+    assert {c["verdict"] for c in data["cases"]} == {"ERROR"}
+    assert all("could not be started" in c["message"] for c in data["cases"])
+    assert code == 2, output
