@@ -36,6 +36,10 @@ RULES = {
     "conformance_suites": ("harness.conformance", "harness.codec", "harness.model", "harness.profile", "harness.profile_opcua",
                            "harness.target", "harness.transport", "harness.opcua", "harness.certs", "harness.requirements",
                            "conformance_suites", "pytest"),
+    # the interoperability matrix drives client stacks and starts server stacks, through the
+    # harness's adapters and peers (never a stack directly)
+    "conformance_suites.interop_modbus": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
+                                          "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
 }
 
 
