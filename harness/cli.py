@@ -231,11 +231,23 @@ def run_matrix(protocol, clients, servers, profile, out, workers=2, command="") 
         err.print(f"harness: the matrix run failed to start (pytest exit code {int(code)})")
         return EXIT_USAGE
     results = json.loads(results_path.read_text(encoding="utf-8"))
+    _attribute_failures(results, out)
     _print_matrix(results, out)
     verdicts = {c["verdict"] for c in results["cases"]}
     if "FAIL" in verdicts:
         return EXIT_NOT_COMPLIANT
     return EXIT_USAGE if "ERROR" in verdicts else EXIT_COMPLIANT
+
+
+def _attribute_failures(results: dict, out: Path) -> None:
+    """Name the side of each failing cell in the evidence, then rewrite the results and report."""
+    from .matrix_attribution import attribute
+
+    attribute(results["cases"])
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    from reports.html import write_html
+
+    write_html(results, out / "report.html")
 
 
 def _print_matrix(results: dict, out: Path) -> None:

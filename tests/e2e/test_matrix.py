@@ -29,6 +29,7 @@ def test_small_grid_has_a_case_per_pair_and_scenario_and_a_matrix_in_the_report(
     # a known incompatibility is a FAIL with evidence, and the run says so by its exit code
     jsmq = got["IOP-MAX-QUANTITY-jsmodbus-simulator"]
     assert jsmq["verdict"] == "FAIL" and jsmq["evidence"]["expected"] and jsmq["evidence"]["notes"], jsmq
+    assert any(n.startswith("attribution: client side: jsmodbus") for n in jsmq["evidence"]["notes"])
     assert code == 1, output
     report = (tmp_path / "report.html").read_text()
     assert "Interoperability matrix" in report and "jsmodbus" in report

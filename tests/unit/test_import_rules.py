@@ -14,6 +14,7 @@ STDLIB = set(sys.stdlib_module_names)
 # module prefix -> allowed top-level imports besides the standard library (prefix match)
 RULES = {
     "harness.model": (),
+    "harness.matrix_attribution": (),
     "harness.verdict": ("harness.model",),
     "harness.requirements": ("harness.model",),
     "harness.codec": ("harness.codec",),
