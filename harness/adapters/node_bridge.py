@@ -74,10 +74,13 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 class NodeBridge:
-    """One node process running `stack` (``modbus-serial`` or ``jsmodbus``), spoken to in JSON lines."""
+    """One node process running `stack` (``modbus-serial`` or ``jsmodbus``), spoken to in JSON lines.
+    `script` selects another bridge script with the same protocol and command line
+    (``node SCRIPT STACK --node-modules DIR``), e.g. node_opcua_bridge.js for ``node-opcua``."""
 
-    def __init__(self, stack: str, start_timeout: float = START_TIMEOUT_S):
+    def __init__(self, stack: str, start_timeout: float = START_TIMEOUT_S, script: Path = SCRIPT):
         self.stack = stack
+        self.script = Path(script)  # another bridge script speaking the same protocol (node_opcua_bridge.js)
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
         self.hello: dict = {}
@@ -100,7 +103,7 @@ class NodeBridge:
         if self.proc is not None:
             raise RuntimeError("bridge already started")
         node = node_binary()
-        argv = [node, str(SCRIPT), self.stack, "--node-modules", str(node_modules_dir().resolve())]
+        argv = [node, str(self.script), self.stack, "--node-modules", str(node_modules_dir().resolve())]
         self._stderr = tempfile.TemporaryFile(prefix=f"node-bridge-{self.stack}-")
         try:
             self.proc = subprocess.Popen(
@@ -222,7 +225,7 @@ class NodeBridge:
         if reply.get("ok"):
             return reply.get("result")
         error = reply.get("error") or {}
-        raise BridgeReplyError(error.get("kind", "other"), error.get("code"), str(error.get("message", "")))
+        raise BridgeReplyError(error.get("kind", "other"), error.get("code"), str(error.get("message", "")), error)
 
     def _read_reply(self, proc: subprocess.Popen, deadline: float, op: str, timeout: float) -> dict:
         fd = proc.stdout.fileno()
@@ -264,13 +267,15 @@ class NodeBridge:
 
 
 class BridgeReplyError(Exception):
-    """An error reply of the bridge: `kind` (modbus, timeout, ...), `code`, the stack's `message`."""
+    """An error reply of the bridge: `kind` (modbus, timeout, ...), `code`, the stack's `message`;
+    `error` is the whole error object of the reply (a bridge may add fields of its own)."""
 
-    def __init__(self, kind: str, code: int | None, message: str):
+    def __init__(self, kind: str, code: int | None, message: str, error: dict | None = None):
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.code = code
         self.message = message
+        self.error = error or {}
 
 
 @atexit.register

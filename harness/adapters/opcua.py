@@ -8,7 +8,8 @@ built-in type (Part 6 v1.04 §5.1.2: ``Boolean``, ``Int16``, ``UInt16``, ``Int32
 type name, so no stack has to guess (asyncua would send a Python int as Int64).  Arrays are
 lists; ByteString is bytes; DateTime an aware datetime in UTC; Guid a uuid.UUID; NodeId a
 string; LocalizedText its text; QualifiedName ``"ns:name"`` (just ``name`` in namespace 0);
-StatusCode its name.
+StatusCode its name.  A value that does not fit its type (an int out of range, a str for a
+Float) is refused with `ValueError` before anything is sent.
 
 A bad status from the server raises `StatusError` with the status name and code; everything
 else one of the other `harness.adapters.errors` types (`ConnectFailed`, `Timeout`,
@@ -28,7 +29,9 @@ else one of the other `harness.adapters.errors` types (`ConnectFailed`, `Timeout
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 # Part 6 v1.04 §5.1.2, Table 1: the built-in types by their id
@@ -121,6 +124,41 @@ def check_type_name(type_name: str) -> str:
         known = ", ".join(sorted(WRITABLE_TYPES))
         raise ValueError(f"cannot send a value of OPC UA type {type_name!r}; supported: {known}")
     return type_name
+
+
+_INT_RANGES = {
+    "SByte": (-(2**7), 2**7 - 1), "Byte": (0, 2**8 - 1), "Int16": (-(2**15), 2**15 - 1), "UInt16": (0, 2**16 - 1),
+    "Int32": (-(2**31), 2**31 - 1), "UInt32": (0, 2**32 - 1), "Int64": (-(2**63), 2**63 - 1), "UInt64": (0, 2**64 - 1),
+}
+
+
+def check_value(value, type_name: str) -> None:
+    """`ValueError` unless `value` (or every element of a list) fits the built-in type, so that
+    no stack gets to coerce it its own way (node-opcua would write the String "abc" as a Float
+    NaN, asyncua fail while encoding)."""
+    check_type_name(type_name)
+    values = value if isinstance(value, list | tuple) else [value]
+    for v in values:
+        ok = True
+        if type_name in _INT_RANGES:
+            low, high = _INT_RANGES[type_name]
+            ok = isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+        elif type_name in ("Float", "Double"):
+            ok = isinstance(v, int | float) and not isinstance(v, bool)
+        elif type_name == "Boolean":
+            ok = isinstance(v, bool)
+        elif type_name in ("String", "XmlElement", "NodeId", "LocalizedText", "QualifiedName"):
+            ok = isinstance(v, str)
+        elif type_name == "ByteString":
+            ok = isinstance(v, bytes | bytearray)
+        elif type_name == "DateTime":
+            ok = isinstance(v, datetime)
+        elif type_name == "Guid":
+            ok = isinstance(v, uuid.UUID | str)
+        elif type_name == "StatusCode":
+            ok = isinstance(v, str)
+        if not ok:
+            raise ValueError(f"{v!r} is not a value of OPC UA type {type_name}")
 
 
 def policy_name(policy: str) -> str:
