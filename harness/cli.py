@@ -188,12 +188,12 @@ def _print_summary(results: dict, out: Path) -> None:
 
 # --------------------------------------------------------------------------- matrix
 
-MATRIX_SUITES = {"modbus": "interop_modbus"}
+MATRIX_SUITES = {"modbus": "interop_modbus", "opcua": "interop_opcua"}
 
 
 @app.command()
 def matrix(
-    protocol: str = typer.Option("modbus", "--protocol", help="modbus (OPC UA comes next)"),
+    protocol: str = typer.Option("modbus", "--protocol", help="modbus or opcua"),
     clients: str = typer.Option("", "--clients", help="client stacks, comma-separated (default: every one)"),
     servers: str = typer.Option("", "--servers", help="server stacks, comma-separated (default: every one, the simulator included)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device the servers are loaded with (default: the example device)"),

@@ -15,40 +15,11 @@ from harness.adapters.errors import AdapterError, ModbusException, NotInstalled,
 from harness.adapters.registry import make_client
 from harness.conformance import HarnessError, fail, not_applicable
 from harness.model import Evidence
-from harness.peers.base import PeerError
-from harness.peers.registry import start_server
 from harness.profile import Profile
 
 AP = "MODBUS Application Protocol V1.1b3"
 IG = "MODBUS Messaging on TCP/IP Implementation Guide V1.0b"
 CALL_TIMEOUT_S = 2.0
-
-
-class ServerPool:
-    """Servers started on first use and kept for the session; a failed start is remembered."""
-
-    def __init__(self, profile_path: str):
-        self.profile_path = profile_path
-        self._servers: dict[str, object] = {}
-
-    def get(self, name: str):
-        if name not in self._servers:
-            try:
-                self._servers[name] = start_server("modbus", name, self.profile_path)
-            except (PeerError, OSError) as exc:
-                self._servers[name] = exc
-        server = self._servers[name]
-        if isinstance(server, Exception):
-            raise HarnessError(f"the {name} server could not be started: {str(server).splitlines()[0]}")
-        if not server.running:
-            raise HarnessError(f"the {name} server is no longer running (exit code {server.proc.returncode})")
-        return server
-
-    def close(self) -> None:
-        for server in self._servers.values():
-            if not isinstance(server, Exception):
-                server.close()
-        self._servers.clear()
 
 
 class Pair:
@@ -117,9 +88,3 @@ def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 160 else text[:157] + "..."
 
-
-def scenario(id: str, title: str, *, requirements: list[str], clause: str):
-    """Mark a test function as an interoperability scenario (one case per client x server pair)."""
-    import pytest
-
-    return pytest.mark.iop_scenario(id=id, title=title, requirements=list(requirements), clause=clause)

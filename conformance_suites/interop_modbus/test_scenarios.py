@@ -13,7 +13,8 @@ from harness.codec.modbus.constants import Table
 from harness.conformance import fail, not_applicable
 from harness.profile import decode_point, same_point_value
 
-from .support import AP, IG, scenario
+from ..interop_grid import scenario
+from .support import AP, IG
 
 READ = {
     Table.COILS: "read_coils",

@@ -42,3 +42,14 @@ def test_a_server_that_cannot_start_is_an_error_cell_with_the_reason(tmp_path):
     assert {c["verdict"] for c in data["cases"]} == {"ERROR"}
     assert all("could not be started" in c["message"] for c in data["cases"])
     assert code == 2, output
+
+
+def test_opcua_grid_runs_every_scenario_for_each_pair(tmp_path):
+    code, data, output = run_matrix(tmp_path, "--protocol", "opcua", "--clients", "asyncua,node-opcua",
+                                    "--servers", "simulator", "-n", "0")
+    assert data is not None, output
+    pairs = {(c["tags"]["client"], c["tags"]["server"]) for c in data["cases"]}
+    assert pairs == {("asyncua", "simulator"), ("node-opcua", "simulator")}
+    assert {c["tags"]["scenario"] for c in data["cases"]} >= {"BROWSE", "READ", "WRITE", "CALL", "SUBSCRIPTION", "SECURITY", "STATUS"}
+    assert {c["verdict"] for c in data["cases"]} == {"PASS"}, output
+    assert code == 0, output

@@ -23,12 +23,12 @@ RULES = {
     # client adapters: the stacks themselves (lazily), plus the codec to judge what they do
     "harness.node_runtime": (),
     "harness.adapters": ("harness.adapters", "harness.codec", "harness.transport", "harness.model", "harness.peers.base",
-                         "harness.node_runtime",
+                         "harness.node_runtime", "harness.certs",
                          "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua"),
     "harness.opcua": ("harness.codec", "harness.model", "harness.certs", "harness.opcua", "asyncua", "cryptography"),
     # peers load a profile to fill the third-party server with the device's data
     "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
-                      "harness.node_runtime",
+                      "harness.node_runtime", "harness.certs",
                       "harness.peers", "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua", "cryptography"),
     "reports": ("harness.model", "harness.verdict", "harness.requirements", "reports", "jinja2", "markupsafe"),
     "simulators": ("harness.codec", "harness.transport", "harness.profile", "harness.profile_opcua", "harness.model",
@@ -39,6 +39,9 @@ RULES = {
                            "conformance_suites", "pytest"),
     # the interoperability matrix drives client stacks and starts server stacks, through the
     # harness's adapters and peers (never a stack directly)
+    "conformance_suites.interop_grid": ("harness.conformance", "harness.peers", "pytest"),
+    "conformance_suites.interop_opcua": ("harness.conformance", "harness.model", "harness.profile", "harness.profile_opcua",
+                                         "harness.certs", "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
     "conformance_suites.interop_modbus": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
                                           "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
 }

@@ -1,0 +1,44 @@
+"""The OPC UA interoperability grid: every scenario for every (client stack, server stack) pair.
+
+See `conformance_suites/interop_grid.py` for how scenarios become one case per pair.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.adapters.registry import OPCUA_CLIENTS
+from harness.peers.registry import OPCUA_SERVERS
+
+from ..interop_grid import ServerPool, add_options, configure, generate_pairs, group_by_server
+from .support import UaPair
+
+
+def pytest_addoption(parser):
+    add_options(parser)
+
+
+def pytest_configure(config):
+    configure(config)
+
+
+def pytest_generate_tests(metafunc):
+    generate_pairs(metafunc, OPCUA_CLIENTS, OPCUA_SERVERS)
+
+
+def pytest_collection_modifyitems(items):
+    group_by_server(items)
+
+
+@pytest.fixture(scope="session")
+def server_pool(profile):
+    pool = ServerPool("opcua", profile.source)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def pair(request, server_pool, profile, evidence):
+    client_name, server_name = request.param
+    with UaPair(client_name, server_pool.get(server_name), profile, evidence) as p:
+        yield p
