@@ -127,17 +127,12 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
         args += ["-k", k]
     if seed is not None:
         args += ["--harness-seed", str(seed)]
-    if workers:
-        args += ["-n", str(workers), "--dist", "loadgroup"]
+    console.print(f"Certifying {target.url} with suite(s) {', '.join(suites)} -> {out}/")
+    code, results = _run_suites(args, out, workers)
+    if results is None:
+        return EXIT_USAGE
     import pytest
 
-    console.print(f"Certifying {target.url} with suite(s) {', '.join(suites)} -> {out}/")
-    code = pytest.main(args)
-    results_path = out / "results.json"
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
-        err.print(f"harness: the test run failed to start (pytest exit code {int(code)})")
-        return EXIT_USAGE
-    results = json.loads(results_path.read_text(encoding="utf-8"))
     if code == pytest.ExitCode.NO_TESTS_COLLECTED or not results["cases"]:
         err.print("harness: no case was selected; check -k and --suite")
         return EXIT_USAGE
@@ -156,6 +151,21 @@ def _probe(target, path: Path, progress=lambda msg: None) -> str:
     from .probe import probe_to_file
 
     return probe_to_file(target, path, progress=progress)
+
+
+def _run_suites(args: list[str], out: Path, workers: int):
+    """pytest.main on the suites (in parallel with `workers`); (exit code, results) or (code, None)
+    after saying why the run did not start."""
+    import pytest
+
+    if workers:
+        args = [*args, "-n", str(workers), "--dist", "loadgroup"]
+    code = pytest.main(args)
+    results_path = out / "results.json"
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
+        err.print(f"harness: the test run failed to start (pytest exit code {int(code)})")
+        return code, None
+    return code, json.loads(results_path.read_text(encoding="utf-8"))
 
 
 def _exit_code(results: dict) -> int:
@@ -220,17 +230,10 @@ def run_matrix(protocol, clients, servers, profile, out, workers=2, command="") 
         args += ["--clients", clients]
     if servers:
         args += ["--servers", servers]
-    if workers:
-        args += ["-n", str(workers), "--dist", "loadgroup"]
-    import pytest
-
     console.print(f"Interoperability matrix ({protocol}) -> {out}/")
-    code = pytest.main(args)
-    results_path = out / "results.json"
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not results_path.exists():
-        err.print(f"harness: the matrix run failed to start (pytest exit code {int(code)})")
+    _, results = _run_suites(args, out, workers)
+    if results is None:
         return EXIT_USAGE
-    results = json.loads(results_path.read_text(encoding="utf-8"))
     _attribute_failures(results, out)
     _print_matrix(results, out)
     verdicts = {c["verdict"] for c in results["cases"]}
