@@ -198,7 +198,7 @@ def _print_summary(results: dict, out: Path) -> None:
 
 # --------------------------------------------------------------------------- matrix
 
-MATRIX_SUITES = {"modbus": "interop_modbus", "opcua": "interop_opcua"}
+MATRIX_SUITES = {"modbus": ["interop_modbus", "modbus_client"], "opcua": ["interop_opcua"]}
 
 
 @app.command()
@@ -210,7 +210,8 @@ def matrix(
     out: Path = typer.Option(Path("out/matrix"), "--out", help="where results.json, report.html and junit.xml go"),
     workers: int = typer.Option(2, "-n", help="parallel workers (pytest-xdist); each server runs on one worker"),
 ):
-    """Run the interoperability scenarios for every client stack x server stack pair."""
+    """Run the interoperability scenarios for every client stack x server stack pair, and the
+    client-side conformance cases for every client stack (Modbus)."""
     raise typer.Exit(run_matrix(protocol, clients, servers, profile, out, workers, command=_command_line()))
 
 
@@ -222,7 +223,7 @@ def run_matrix(protocol, clients, servers, profile, out, workers=2, command="") 
     profile = profile or example_profile_path()
     _load_profile(profile)
     out.mkdir(parents=True, exist_ok=True)
-    args = [str(SUITES_DIR / MATRIX_SUITES[protocol]), "--profile", str(profile), "--harness-out", str(out),
+    args = [*(str(SUITES_DIR / name) for name in MATRIX_SUITES[protocol]), "--profile", str(profile), "--harness-out", str(out),
             "-p", "no:cacheprovider", "--harness-command", command or "harness matrix", "-o", "addopts=",
             "--rootdir", str(SUITES_DIR.parent), "-rN", "-q", "--no-header", "--tb=no",
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -255,10 +256,13 @@ def _attribute_failures(results: dict, out: Path) -> None:
 
 def _print_matrix(results: dict, out: Path) -> None:
     cells: dict[tuple[str, str], list[str]] = {}
+    client_side: dict[str, list[str]] = {}
     for case in results["cases"]:
         tags = case.get("tags") or {}
-        if "client" in tags:
+        if "client" in tags and "server" in tags:
             cells.setdefault((tags["client"], tags["server"]), []).append(case["verdict"])
+        elif "client" in tags:
+            client_side.setdefault(tags["client"], []).append(case["verdict"])
     servers = sorted({s for _, s in cells}, key=str.lower)
     table = Table(title="scenarios passed / decided (rows: client stacks, columns: server stacks)")
     table.add_column("client")
@@ -273,6 +277,9 @@ def _print_matrix(results: dict, out: Path) -> None:
             row.append(Text(f"{passed}/{len(verdicts)}", style=style))
         table.add_row(client, *row)
     console.print(table)
+    if client_side:
+        console.print("Client-side conformance (cases passed / decided): " + ", ".join(
+            f"{name} {v.count('PASS')}/{len([x for x in v if x != 'NOT_APPLICABLE'])}" for name, v in sorted(client_side.items(), key=lambda i: i[0].lower())))
     for name in ("report.html", "results.json", "junit.xml"):
         if (out / name).exists():
             console.print(f"  {name:13s} {out / name}")

@@ -39,6 +39,8 @@ RULES = {
                            "conformance_suites", "pytest"),
     # the interoperability matrix drives client stacks and starts server stacks, through the
     # harness's adapters and peers (never a stack directly)
+    "conformance_suites.modbus_client": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
+                                         "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
     "conformance_suites.interop_grid": ("harness.conformance", "harness.peers", "pytest"),
     "conformance_suites.interop_opcua": ("harness.conformance", "harness.model", "harness.profile", "harness.profile_opcua",
                                          "harness.certs", "harness.adapters", "harness.peers", "conformance_suites", "pytest"),

@@ -1,0 +1,1 @@
+"""Modbus TCP client-side conformance: each client stack against the simulator's planted faults."""
