@@ -40,7 +40,7 @@ def server_pool(profile):
 
 
 @pytest.fixture
-def pair(request, server_pool, profile, evidence):
+def pair(request, server_pool, profile, evidence, case_random):
     client_name, server_name = request.param
-    with Pair(client_name, server_pool.get(server_name), profile, evidence) as p:
+    with Pair(client_name, server_pool.get(server_name), profile, evidence, case_random) as p:
         yield p

@@ -23,7 +23,12 @@ CALL_TIMEOUT_S = 2.0
 
 
 class Pair:
-    def __init__(self, client_name: str, server, profile: Profile, evidence: Evidence):
+    def __init__(self, client_name: str, server, profile: Profile, evidence: Evidence, rng=None):
+        import random
+
+        # Values written by a case differ from every other case's (the run's seed and the case
+        # id), so a server that ignores a write cannot pass on what an earlier pair left behind.
+        self.nonce = (rng or random.Random()).randrange(1, 0xFFFF)
         self.client_name = client_name
         self.server = server
         self.profile = profile

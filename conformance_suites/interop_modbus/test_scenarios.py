@@ -22,11 +22,13 @@ READ = {
     Table.HOLDING_REGISTERS: "read_holding_registers",
     Table.INPUT_REGISTERS: "read_input_registers",
 }
-# one value of each register type, written and read back as words
-WRITE_SAMPLES = [
-    ("uint16", 0xBEEF, "big"), ("int16", -1234, "big"), ("uint32", 0xDEADBEEF, "big"), ("int32", -123456789, "little"),
-    ("float32", 3.25, "big"), ("float32", -0.5, "little"), ("float64", 12345.678, "big"), ("string", "HARNESS", "big"),
-]
+def _samples(nonce: int) -> list[tuple[str, object, str]]:
+    """One value of each register type (both word orders), made from the case's nonce."""
+    return [
+        ("uint16", nonce, "big"), ("int16", nonce - 0x8000, "big"), ("uint32", nonce << 16 | 0xBEEF, "big"),
+        ("int32", -(nonce << 8) - 1, "little"), ("float32", nonce / 4, "big"), ("float32", -nonce / 8, "little"),
+        ("float64", nonce * 1.5 + 0.25, "big"), ("string", f"H{nonce:05d}", "big"),
+    ]
 
 
 def _writable(pair, table: Table):
@@ -61,26 +63,27 @@ def test_write_readback(pair):
     client = pair.client()
     wrong = []
     address = regs.start
-    for ptype, value, order in WRITE_SAMPLES:
+    for ptype, value, order in _samples(pair.nonce):
         words = datatypes.encode(ptype, value, order, 8)
         pair.call(f"write_registers({address}, {words})", client.write_registers, address, words)
         back = pair.call(f"read_holding_registers({address}, {len(words)})", client.read_holding_registers, address, len(words))
         if list(back) != words:
             wrong.append(f"{ptype} {value!r} ({order} word order) at {address}: wrote {words}, read {list(back)}")
         address += len(words)
-    pair.call(f"write_register({address}, 0x55AA)", client.write_register, address, 0x55AA)
+    single = pair.nonce ^ 0x55AA
+    pair.call(f"write_register({address}, {single:#06x})", client.write_register, address, single)
     back = pair.call(f"read_holding_registers({address}, 1)", client.read_holding_registers, address, 1)
-    if list(back) != [0x55AA]:
-        wrong.append(f"FC06 0x55AA at {address}: read {list(back)}")
-    bits = [True, False, True, True, False, False, True, False, True]
+    if list(back) != [single]:
+        wrong.append(f"FC06 {single:#06x} at {address}: read {list(back)}")
+    bits = [bool(pair.nonce >> i & 1) for i in range(9)]
     pair.call(f"write_coils({coils.start}, {bits})", client.write_coils, coils.start, bits)
     back = pair.call(f"read_coils({coils.start}, {len(bits)})", client.read_coils, coils.start, len(bits))
     if [bool(b) for b in back] != bits:
         wrong.append(f"coils at {coils.start}: wrote {bits}, read {list(back)}")
-    pair.call(f"write_coil({coils.start}, False)", client.write_coil, coils.start, False)
+    pair.call(f"write_coil({coils.start}, {not bits[0]})", client.write_coil, coils.start, not bits[0])
     back = pair.call(f"read_coils({coils.start}, 1)", client.read_coils, coils.start, 1)
-    if [bool(b) for b in back] != [False]:
-        wrong.append(f"FC05 OFF at {coils.start}: read {list(back)}")
+    if [bool(b) for b in back] != [not bits[0]]:
+        wrong.append(f"FC05 {'ON' if not bits[0] else 'OFF'} at {coils.start}: read {list(back)}")
     if wrong:
         fail(f"{len(wrong)} write(s) not read back", expected="every written value read back", observed="; ".join(wrong))
 
@@ -92,10 +95,10 @@ def test_max_quantities(pair):
     if regs.count < 125 or coils.count < 2000:
         not_applicable("the writable ranges are smaller than the maximum quantities (125 registers, 2000 coils)")
     client = pair.client()
-    values = [(i * 257) & 0xFFFF for i in range(123)]
+    values = [(pair.nonce + i * 257) & 0xFFFF for i in range(123)]
     pair.call(f"write_registers({regs.start}, 123 values)", client.write_registers, regs.start, values)
     back = pair.call(f"read_holding_registers({regs.start}, 125)", client.read_holding_registers, regs.start, 125)
-    bits = [i % 3 == 0 for i in range(1968)]
+    bits = [(i + pair.nonce) % 3 == 0 for i in range(1968)]
     pair.call(f"write_coils({coils.start}, 1968 values)", client.write_coils, coils.start, bits)
     back_bits = pair.call(f"read_coils({coils.start}, 2000)", client.read_coils, coils.start, 2000)
     problems = []
@@ -164,6 +167,8 @@ def test_mask_write(pair):
 def test_read_write(pair):
     address = _writable(pair, Table.HOLDING_REGISTERS).start
     client = pair.client()
+    # Other values first, so a server that reads before it writes is seen whatever ran before.
+    pair.call(f"write_registers({address}, [0, 0])", client.write_registers, address, [0, 0])
     got = pair.call(f"read_write_registers({address}, 2, {address}, [0x1111, 0x2222])", client.read_write_registers,
                     address, 2, address, [0x1111, 0x2222])
     if list(got) != [0x1111, 0x2222]:
@@ -190,7 +195,7 @@ def test_concurrent_clients(pair):
     first, second = pair.client(), pair.client()
     wrong = []
     for i in range(10):
-        a, b = (0x1000 + i, 0x2000 + i)
+        a, b = ((pair.nonce + i) & 0xFFFF, (pair.nonce * 7 + i) & 0xFFFF)
         pair.call(f"client 1 write_register({area.start}, {a})", first.write_register, area.start, a)
         pair.call(f"client 2 write_register({area.start + 1}, {b})", second.write_register, area.start + 1, b)
         got_b = pair.call("client 1 reads client 2's register", first.read_holding_registers, area.start + 1, 1)
