@@ -97,13 +97,6 @@ class DeviceThread:
     def model(self) -> DeviceModel:
         return self.device.model
 
-    def call(self, fn, *args, timeout: float = 5.0):
-        """Run `fn(*args)` on the device's loop (where the model lives) and return its result."""
-        async def run():
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
-
     def stop(self, timeout: float = 10.0) -> None:
         stop_thread(self.loop, self.thread, timeout)
 

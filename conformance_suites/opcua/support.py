@@ -33,6 +33,7 @@ from harness.opcua import UaChannel, ua
 from harness.opcua.discovery import endpoint_certificate, get_endpoints, select_endpoint
 from harness.opcua.errors import UaTransportError
 from harness.opcua.raw import RawUacpConnection
+from harness.opcua.summary import status_text as status_name
 from harness.opcua.session import activate_session, anonymous_token, close_session, create_session, username_token
 from harness.profile import Point, Profile
 from harness.profile_opcua import OpcuaSection
@@ -53,12 +54,6 @@ def catalogue() -> Catalogue:
     if _CATALOGUE is None:
         _CATALOGUE = suite_catalogue("opcua")
     return _CATALOGUE
-
-
-def status_name(code: ua.StatusCode | int) -> str:
-    value = code.value if isinstance(code, ua.StatusCode) else int(code)
-    name = ua.StatusCodes.__dict__ and next((k for k, v in vars(ua.StatusCodes).items() if v == value and not k.startswith("_")), None)
-    return name or f"0x{value:08X}"
 
 
 def result_of(reply) -> ua.StatusCode:

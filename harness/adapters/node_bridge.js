@@ -57,14 +57,11 @@
 "use strict";
 
 const path = require("node:path");
-const readline = require("node:readline");
 const util = require("node:util");
+const { BridgeError, quietConsole, serve, withWatchdog } = require("./bridge_protocol.js");
 
 // stdout is the protocol channel: everything else goes to stderr.
-const writeLine = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-for (const name of ["log", "info", "debug", "warn", "trace"]) {
-    console[name] = (...args) => process.stderr.write(util.format(...args) + "\n");
-}
+quietConsole();
 
 const STACKS = ["modbus-serial", "jsmodbus"];
 const FC = {
@@ -102,14 +99,6 @@ function load(name, nodeModules) {
 }
 
 // ---------------------------------------------------------------------------- errors
-
-class BridgeError extends Error {
-    constructor(kind, message, code) {
-        super(message);
-        this.kind = kind;
-        this.code = code;
-    }
-}
 
 function describe(err) {
     if (err === null || err === undefined) return String(err);
@@ -166,14 +155,6 @@ function connectError(err, host, port) {
 }
 
 // ---------------------------------------------------------------------------- helpers
-
-function withWatchdog(promise, ms, what) {
-    let timer;
-    const watchdog = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new BridgeError("timeout", `bridge watchdog: ${what} did not settle within ${ms} ms`)), ms);
-    });
-    return Promise.race([promise, watchdog]).finally(() => clearTimeout(timer));
-}
 
 function toBools(values, count) {
     const out = [];
@@ -401,18 +382,6 @@ try {
     process.exit(3);
 }
 
-let current = null; // {id, fail(err)} of the op in flight, for uncaught library exceptions
-
-process.on("uncaughtException", (err) => {
-    process.stderr.write(`node_bridge: uncaught exception inside ${args.stack}: ${err && err.stack ? err.stack : describe(err)}\n`);
-    if (current) current.fail(new BridgeError("other", `uncaught exception inside ${args.stack}: ${describe(err)}`));
-});
-// the parent went away while we write: nothing left to answer to
-process.stdout.on("error", () => process.exit(0));
-process.on("unhandledRejection", (err) => {
-    process.stderr.write(`node_bridge: unhandled rejection inside ${args.stack}: ${describe(err)}\n`);
-});
-
 async function runOp(op, a) {
     switch (op) {
         case "hello":
@@ -449,47 +418,13 @@ async function libraryCall(op, a) {
     }
 }
 
-function handleLine(line) {
-    if (!line.trim()) return Promise.resolve();
-    let req;
-    try {
-        req = JSON.parse(line);
-    } catch (err) {
-        writeLine({ id: null, ok: false, error: { kind: "other", message: `bad request line (not JSON): ${describe(err)}` } });
-        return Promise.resolve();
-    }
-    if (req === null || typeof req !== "object" || typeof req.op !== "string") {
-        const id = req && typeof req === "object" && "id" in req ? req.id : null;
-        writeLine({ id, ok: false, error: { kind: "other", message: "bad request: expected {\"id\": N, \"op\": NAME, \"args\": {...}}" } });
-        return Promise.resolve();
-    }
-    const id = "id" in req ? req.id : null;
-    const a = req.args && typeof req.args === "object" ? req.args : {};
-    return new Promise((resolve) => {
-        let settled = false;
-        const finish = (reply) => {
-            if (settled) return;
-            settled = true;
-            current = null;
-            writeLine(reply);
-            resolve();
-        };
-        const fail = (err) => {
-            const e = err instanceof BridgeError ? err : new BridgeError("other", describe(err));
-            const error = { kind: e.kind, message: e.message };
-            if (e.code !== undefined) error.code = e.code;
-            finish({ id, ok: false, error });
-        };
-        current = { id, fail };
-        runOp(req.op, a).then((result) => finish({ id, ok: true, result: result === undefined ? null : result }), fail);
-    });
-}
-
-// requests run strictly one after another, in arrival order
-let chain = Promise.resolve();
-const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on("line", (line) => { chain = chain.then(() => handleLine(line)); });
-rl.on("close", () => {
-    // the parent closed our stdin (or died): close the Modbus connection, bounded, and leave
-    chain.then(() => withWatchdog(stack.close(), 1000, "close").catch(() => {})).finally(() => process.exit(0));
+serve({
+    name: "node_bridge",
+    library: args.stack,
+    runOp,
+    toError: (err) => new BridgeError("other", describe(err)),
+    describe,
+    badRequestKind: "other",
+    close: () => stack.close(),
+    closeMs: 1000,
 });

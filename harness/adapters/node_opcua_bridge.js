@@ -54,14 +54,11 @@
 
 const fs = require("node:fs");
 const path = require("node:path");
-const readline = require("node:readline");
 const util = require("node:util");
+const { BridgeError, quietConsole, serve, withWatchdog } = require("./bridge_protocol.js");
 
 // stdout is the protocol channel: everything else goes to stderr, from before node-opcua loads.
-const writeLine = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-for (const name of ["log", "info", "debug", "warn", "trace"]) {
-    console[name] = (...args) => process.stderr.write(util.format(...args) + "\n");
-}
+quietConsole();
 
 const STACK = "node-opcua";
 const WATCHDOG_MARGIN_MS = 1000;
@@ -90,15 +87,6 @@ function parseArgs(argv) {
 }
 
 // ---------------------------------------------------------------------------- errors
-
-class BridgeError extends Error {
-    constructor(kind, message, code, status) {
-        super(message);
-        this.kind = kind;
-        this.code = code;
-        this.status = status;
-    }
-}
 
 function describe(err) {
     if (err === null || err === undefined) return String(err);
@@ -147,14 +135,6 @@ function mapError(err, operation) {
 function nodeIdText(nodeId) {
     const text = nodeId.toString();
     return text.startsWith("ns=0;") ? text.slice(5) : text;
-}
-
-function withWatchdog(promise, ms, what) {
-    let timer;
-    const watchdog = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new BridgeError("timeout", `bridge watchdog: ${what} did not settle within ${ms} ms`)), ms);
-    });
-    return Promise.race([promise, watchdog]).finally(() => clearTimeout(timer));
 }
 
 function str(args, name) {
@@ -597,17 +577,6 @@ try {
     process.exit(3);
 }
 
-let current = null; // {fail(err)} of the op in flight, for uncaught library exceptions
-
-process.on("uncaughtException", (err) => {
-    process.stderr.write(`node_opcua_bridge: uncaught exception inside node-opcua: ${err && err.stack ? err.stack : describe(err)}\n`);
-    if (current) current.fail(new BridgeError("other", `uncaught exception inside node-opcua: ${describe(err)}`));
-});
-process.stdout.on("error", () => process.exit(0));
-process.on("unhandledRejection", (err) => {
-    process.stderr.write(`node_opcua_bridge: unhandled rejection inside node-opcua: ${describe(err)}\n`);
-});
-
 async function runOp(op, a) {
     switch (op) {
         case "hello":
@@ -631,50 +600,13 @@ async function runOp(op, a) {
     }
 }
 
-function handleLine(line) {
-    if (!line.trim()) return Promise.resolve();
-    let req;
-    try {
-        req = JSON.parse(line);
-    } catch (err) {
-        writeLine({ id: null, ok: false, error: { kind: "bad_request", message: `bad request line (not JSON): ${describe(err)}` } });
-        return Promise.resolve();
-    }
-    if (req === null || typeof req !== "object" || typeof req.op !== "string") {
-        const id = req && typeof req === "object" && "id" in req ? req.id : null;
-        writeLine({ id, ok: false, error: { kind: "bad_request", message: "bad request: expected {\"id\": N, \"op\": NAME, \"args\": {...}}" } });
-        return Promise.resolve();
-    }
-    const id = "id" in req ? req.id : null;
-    const a = req.args && typeof req.args === "object" ? req.args : {};
-    return new Promise((resolve) => {
-        let settled = false;
-        const finish = (reply) => {
-            if (settled) return;
-            settled = true;
-            current = null;
-            writeLine(reply);
-            resolve();
-        };
-        const fail = (err) => {
-            const e = err instanceof BridgeError ? err : mapError(err, req.op);
-            const error = { kind: e.kind, message: e.message };
-            if (e.code !== undefined) error.code = e.code;
-            if (e.status !== undefined) error.status = e.status;
-            finish({ id, ok: false, error });
-        };
-        current = { fail };
-        Promise.resolve()
-            .then(() => runOp(req.op, a))
-            .then((result) => finish({ id, ok: true, result: result === undefined ? null : result }), fail);
-    });
-}
-
-// requests run strictly one after another, in arrival order
-let chain = Promise.resolve();
-const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on("line", (line) => { chain = chain.then(() => handleLine(line)); });
-rl.on("close", () => {
-    // the parent closed our stdin (or died): close the session and the channel, bounded, and leave
-    chain.then(() => withWatchdog(stack.close(), 3000, "close").catch(() => {})).finally(() => process.exit(0));
+serve({
+    name: "node_opcua_bridge",
+    library: "node-opcua",
+    runOp,
+    toError: mapError,
+    describe,
+    badRequestKind: "bad_request",
+    close: () => stack.close(),
+    closeMs: 3000,
 });

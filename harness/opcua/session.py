@@ -27,11 +27,11 @@ from asyncua.crypto import security_policies as sp
 from asyncua.ua.ua_binary import Primitives
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..certs import application_uri_of
+from ..certs import HARNESS_CLIENT_URI, application_uri_of
 from .channel import UaChannel
 from .security import load_certificate, load_private_key
 
-CLIENT_APPLICATION_URI = "urn:protocol-harness:client"
+CLIENT_APPLICATION_URI = HARNESS_CLIENT_URI  # one client identity for the whole harness
 NONE_URI = sp.SecurityPolicyNone.URI
 
 

@@ -15,7 +15,8 @@ import struct
 import sys
 
 import pytest
-from raw_client import RawClient
+import peer_checks
+from peer_checks import process_gone, read_table
 
 from harness.codec.modbus.constants import Table
 from harness.peers.base import PeerError, PeerProcess, modbus_probe, python_argv, python_peer_env
@@ -34,7 +35,6 @@ STARTERS = {
     "modbus-serial": start_modbus_serial_server,
     "jsmodbus": start_jsmodbus_server,
 }
-READ_FC = {Table.COILS: 1, Table.DISCRETE_INPUTS: 2, Table.HOLDING_REGISTERS: 3, Table.INPUT_REGISTERS: 4}
 # (python module that must be importable, runner module) of the Python peers
 PYTHON_STACKS = {
     "modbus-tk": ("modbus_tk", "harness.peers.run_modbus_tk_server"),
@@ -44,31 +44,11 @@ PYTHON_STACKS = {
 
 
 def transact(peer, pdu: bytes) -> bytes:
-    with RawClient(peer.host, peer.port, 3.0) as client:
-        return client.request(pdu, unit=UNIT)
+    return peer_checks.transact(peer.host, peer.port, pdu, unit=UNIT)
 
 
 def read(peer, table: Table, address: int, count: int) -> list[int]:
-    fc = READ_FC[table]
-    reply = transact(peer, struct.pack(">BHH", fc, address, count))
-    assert reply[0] == fc, f"{table.value}@{address}: exception reply {reply.hex()}"
-    body = reply[2:]
-    assert reply[1] == len(body)
-    if table.is_bit:
-        return [(body[i // 8] >> (i % 8)) & 1 for i in range(count)]
-    return list(struct.unpack(f">{len(body) // 2}H", body))
-
-
-def process_gone(pid: int) -> bool:
-    for probe in (os.kill, os.killpg):
-        try:
-            probe(pid, 0)
-            return False
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            return False
-    return True
+    return read_table(peer.host, peer.port, table, address, count, unit=UNIT)
 
 
 @pytest.fixture(scope="module", params=list(STARTERS))

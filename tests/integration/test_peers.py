@@ -10,7 +10,6 @@ cache directory on first use).
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import sys
@@ -18,7 +17,8 @@ import textwrap
 import time
 
 import pytest
-from raw_client import RawClient
+import peer_checks
+from peer_checks import process_gone, read_table
 
 
 from harness.codec.modbus.constants import Table
@@ -30,36 +30,14 @@ from harness.profile import decode_point, encode_point, example_profile_path, lo
 PROFILE = load_profile(example_profile_path())
 UNIT = PROFILE.modbus.unit_id
 STARTERS = {"pymodbus": start_pymodbus_server, "libmodbus": start_libmodbus_server}
-READ_FC = {Table.COILS: 1, Table.DISCRETE_INPUTS: 2, Table.HOLDING_REGISTERS: 3, Table.INPUT_REGISTERS: 4}
 
 
-def transact(host: str, port: int, pdu: bytes, unit: int = UNIT, tid: int = 0x1234, timeout: float = 3.0) -> bytes:
-    """Send one request ADU, return the reply PDU after checking the MBAP header."""
-    with RawClient(host, port, timeout) as client:
-        return client.request(pdu, tid=tid, unit=unit)
+def transact(host: str, port: int, pdu: bytes) -> bytes:
+    return peer_checks.transact(host, port, pdu, unit=UNIT)
 
 
 def read_words(host: str, port: int, point) -> list[int]:
-    fc = READ_FC[point.table]
-    reply = transact(host, port, struct.pack(">BHH", fc, point.address, point.size))
-    assert reply[0] == fc, f"{point.name}: exception reply {reply.hex()}"
-    body = reply[2:]
-    assert reply[1] == len(body)
-    if point.table.is_bit:
-        return [(body[i // 8] >> (i % 8)) & 1 for i in range(point.size)]
-    return list(struct.unpack(f">{len(body) // 2}H", body))
-
-
-def process_gone(pid: int) -> bool:
-    for probe in (os.kill, os.killpg):
-        try:
-            probe(pid, 0)
-            return False
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            return False
-    return True
+    return read_table(host, port, point.table, point.address, point.size, unit=UNIT)
 
 
 @pytest.fixture(scope="module", params=sorted(STARTERS))
