@@ -24,6 +24,7 @@ from .verdict import profile_verdicts, summarize
 # and Wireshark decode it without options; the real port stays in results.json.
 PCAP_SERVER_PORTS = {"modbus": 502, "opcua": 4840}
 PCAP_PROTOCOL_NAMES = {"modbus": "Modbus/TCP", "opcua": "OPC UA"}
+_CASES_SLOT = "\u0000cases written here\u0000"  # no case text can contain it: JSON escapes NUL
 
 
 def _now() -> str:
@@ -35,6 +36,7 @@ class ResultsWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cases: list[CaseResult] = []
+        self._case_texts: list[str] = []
         self.catalogues = catalogues  # suite -> Catalogue
         self.data: dict = {
             "schema": RESULTS_SCHEMA,
@@ -83,6 +85,9 @@ class ResultsWriter:
 
     def add(self, case: CaseResult) -> None:
         self.cases.append(case)
+        # Each case is serialised once: rewriting the file after every case then costs a join,
+        # not a re-encoding of every earlier case's frames (a matrix run holds thousands).
+        self._case_texts.append(json.dumps(case.to_dict(), indent=1, ensure_ascii=False))
         self.flush()
 
     def _summary(self) -> dict:
@@ -111,12 +116,20 @@ class ResultsWriter:
         return out
 
     def flush(self) -> None:
-        self.data["cases"] = [c.to_dict() for c in self.cases]
         self.data["summary"] = self._summary()
+        head = json.dumps({**self.data, "cases": _CASES_SLOT}, indent=1, ensure_ascii=False)
+        cases = "[\n" + ",\n".join(self._case_texts) + "\n]" if self._case_texts else "[]"
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.data, fh, indent=1, ensure_ascii=False)
+            fh.write(head.replace(json.dumps(_CASES_SLOT), cases, 1))
         os.replace(tmp, self.path)
+
+    def _protocol(self) -> str:
+        """The run's protocol: the target's, else the one its suites are for (the matrix has no target)."""
+        target = self.data.get("target") or {}
+        if target.get("protocol"):
+            return target["protocol"]
+        return "opcua" if any("opcua" in c.suite for c in self.cases) else "modbus"
 
     def finish(self, status: str = "finished", *, artifacts: bool = True) -> list[str]:
         """Close the run; returns warnings about artifacts that could not be written."""
@@ -124,6 +137,7 @@ class ResultsWriter:
         self.data["run"]["status"] = status
         warnings: list[str] = []
         out = self.path.parent
+        self.data["cases"] = [c.to_dict() for c in self.cases]  # for the artifacts below
         if artifacts:
             warnings += self._write_pcap(out / "capture.pcap")
         self.flush()
@@ -140,7 +154,7 @@ class ResultsWriter:
             from .transport.pcap import pcap_connections_from_cases, write_pcap
 
             target = self.data.get("target") or {}
-            protocol = target.get("protocol", "modbus")
+            protocol = self._protocol()
             port = PCAP_SERVER_PORTS.get(protocol, 502)
             connections = pcap_connections_from_cases(self.data["cases"], server_port_override=port)
             positions = write_pcap(path, connections)

@@ -1,8 +1,10 @@
 """One cell of the Modbus interoperability matrix: a client stack talking to a server stack.
 
 `Pair` opens clients of the named stack (through `harness.adapters`) to a server started by
-`ServerPool` (through `harness.peers`), records what each call sent and got in the case's
-evidence, and turns what the stacks do into verdicts:
+`ServerPool` (through `harness.peers`).  The clients connect to a `RecordingRelay` in front of
+the server (one per case), so the case's evidence holds every frame that passed between the two
+stacks, decoded, beside a note of each call and what it returned.  What the stacks do becomes
+a verdict:
 
 - a server that cannot start, or a client stack that is not installed: ERROR with the reason;
 - an operation the client stack has no API for (`Unsupported`): NOT_APPLICABLE, saying so;
@@ -16,6 +18,7 @@ from harness.adapters.registry import make_client
 from harness.conformance import HarnessError, fail, not_applicable
 from harness.model import Evidence
 from harness.profile import Profile
+from harness.transport.relay import RecordingRelay
 
 AP = "MODBUS Application Protocol V1.1b3"
 IG = "MODBUS Messaging on TCP/IP Implementation Guide V1.0b"
@@ -34,6 +37,7 @@ class Pair:
         self.profile = profile
         self.evidence = evidence
         self._clients: list = []
+        self._relay: RecordingRelay | None = None
 
     def __enter__(self) -> "Pair":
         return self
@@ -44,6 +48,8 @@ class Pair:
                 client.close()
             except AdapterError:
                 pass
+        if self._relay is not None:
+            self._relay.close()
 
     def client(self):
         """A new client of the stack, connected to the server."""
@@ -53,13 +59,16 @@ class Pair:
             raise HarnessError(f"the {self.client_name} client stack is not installed: {exc}") from None
         self._clients.append(client)
         unit = self.profile.modbus.unit_id if self.profile.modbus else 1
+        if self._relay is None:
+            self._relay = RecordingRelay(self.server.host, self.server.port, self.evidence.frames.append)
         try:
-            client.connect(self.server.host, self.server.port, unit=unit, timeout=CALL_TIMEOUT_S)
+            client.connect(self._relay.host, self._relay.port, unit=unit, timeout=CALL_TIMEOUT_S)
         except AdapterError as exc:
             fail(f"{self.client_name} could not connect to {self.server.name}: {exc}", expected="a connection",
                  observed=f"{type(exc).__name__}: {exc} {exc.detail}".strip())
         self.note(f"{self.client_name} {getattr(client, 'version', '?')} connected to {self.server.name} "
-                  f"{self.server.version} at {self.server.url}")
+                  f"{self.server.version} at {self.server.url}, "
+                  f"through the recording relay at {self._relay.host}:{self._relay.port}")
         return client
 
     def note(self, text: str) -> None:
@@ -71,7 +80,7 @@ class Pair:
         A Modbus exception response is a FAIL (the request was legal), unless the scenario
         expects one: then the `ModbusException` is raised for it to judge."""
         try:
-            result = fn(*args)
+            result = self._run(fn, args)
         except Unsupported as exc:
             self.note(f"{what}: not supported by {self.client_name}: {exc}")
             not_applicable(f"the {self.client_name} client stack has no API for this: {exc}")
@@ -87,6 +96,13 @@ class Pair:
                  expected="a normal response", observed=f"{type(exc).__name__}: {exc} {exc.detail}".strip())
         self.note(f"{what} -> {_short(result)}")
         return result
+
+    def _run(self, fn, args):
+        try:
+            return fn(*args)
+        finally:
+            if self._relay is not None:
+                self._relay.flush()  # a reply cut short is in the evidence before the verdict
 
 
 def _short(value) -> str:

@@ -5,6 +5,11 @@ the grid's `ServerPool` (through `harness.peers`), records each call and its out
 evidence, and turns what the stacks do into verdicts: a stack that cannot run is an ERROR with
 the reason, an operation the client stack lacks is NOT_APPLICABLE, anything else that goes wrong
 between the two is a FAIL with expected and observed.
+
+The clients connect to a `RecordingRelay` in front of the server (one per case,
+opc.tcp://127.0.0.1:<relay port>/<server path>), so the evidence also holds every UACP message
+that passed, cut by its header: Hello, Acknowledge and Error in full, secure messages by type,
+chunk, size and channel (their bodies are ciphertext on secured channels).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from harness.certs import harness_client_certificate
 from harness.conformance import HarnessError, fail, not_applicable
 from harness.model import Evidence
 from harness.profile import Profile
+from harness.transport.relay import RecordingRelay, uacp_framing
 
 P4 = "OPC 10000-4 Part 4 v1.04"
 CALL_TIMEOUT_S = 5.0
@@ -31,6 +37,7 @@ class UaPair:
         self.evidence = evidence
         self._clients: list = []
         self._ns: int | None = None
+        self._relay: RecordingRelay | None = None
 
     def __enter__(self) -> "UaPair":
         return self
@@ -41,6 +48,8 @@ class UaPair:
                 client.close()
             except AdapterError:
                 pass
+        if self._relay is not None:
+            self._relay.close()
 
     def client(self, policy: str = "None", mode: str = "None", user: str | None = None):
         """A new client of the stack, connected (and logged in as `user` when given)."""
@@ -54,13 +63,18 @@ class UaPair:
             pair = harness_client_certificate()
             options = {"certificate": str(pair.cert_path), "private_key": str(pair.key_path)}
         password = next((u.password for u in self.ua.users if u.name == user), None) if user else None
+        if self._relay is None:
+            self._relay = RecordingRelay(self.server.host, self.server.port, self.evidence.frames.append,
+                                         framing=uacp_framing())
+        url = f"opc.tcp://{self._relay.host}:{self._relay.port}{self.server.path}"
         try:
-            client.connect(self.server.url, policy=policy, mode=mode, user=user, password=password, timeout=CALL_TIMEOUT_S, **options)
+            client.connect(url, policy=policy, mode=mode, user=user, password=password, timeout=CALL_TIMEOUT_S, **options)
         except AdapterError as exc:
             fail(f"{self.client_name} could not connect to {self.server.name} ({policy} {mode}): {exc}",
                  expected="a session", observed=f"{type(exc).__name__}: {exc} {exc.detail}".strip())
         self.note(f"{self.client_name} {getattr(client, 'version', '?')} connected to {self.server.name} "
-                  f"{self.server.version} at {self.server.url} ({policy} {mode}{', user ' + user if user else ''})")
+                  f"{self.server.version} at {self.server.url} ({policy} {mode}{', user ' + user if user else ''}), "
+                  f"through the recording relay at {url}")
         return client
 
     def node(self, client, identifier: str) -> str:
@@ -73,7 +87,7 @@ class UaPair:
 
     def call(self, what: str, fn, *args, status_expected: bool = False):
         try:
-            result = fn(*args)
+            result = self._run(fn, args)
         except Unsupported as exc:
             self.note(f"{what}: not supported by {self.client_name}: {exc}")
             not_applicable(f"the {self.client_name} client stack has no API for this: {exc}")
@@ -90,3 +104,10 @@ class UaPair:
         text = repr(result)
         self.note(f"{what} -> {text if len(text) <= 160 else text[:157] + '...'}")
         return result
+
+    def _run(self, fn, args):
+        try:
+            return fn(*args)
+        finally:
+            if self._relay is not None:
+                self._relay.flush()  # a message cut short is in the evidence before the verdict
