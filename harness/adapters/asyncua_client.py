@@ -330,6 +330,10 @@ class AsyncuaClient:
                     pass
         lt.stop()
 
+    def disconnect(self) -> None:
+        """End the session and the channel; the loop thread goes too (a new one costs nothing)."""
+        self.close()
+
     def __enter__(self):
         return self
 

@@ -36,7 +36,10 @@
  *
  * The client (node-opcua 2.182): OPCUAClient.create with endpointMustExist false,
  * connectionStrategy maxRetry 0 (one attempt: the harness decides about retries),
- * defaultTransactionTimeout and transportTimeout = the adapter's timeout, requestedSessionTimeout
+ * defaultTransactionTimeout and transportTimeout = the adapter's timeout (node-opcua floors a
+ * request timeout at ClientSecureChannelLayer.minTransactionTimeout, 5 s, which is lowered to
+ * the adapter's timeout; transportTimeout is also the socket's idle timeout, raised to
+ * node-opcua's default 60 s once connected: see relaxIdleTimeout), requestedSessionTimeout
  * 60 s, keepSessionAlive false.  Its certificate store is an OPCUACertificateManager rooted in
  * pki_dir (a temporary directory the Python side makes and removes) that accepts any server
  * certificate (automaticallyAcceptUnknownCertificate: the harness judges servers, it does not
@@ -63,6 +66,8 @@ quietConsole();
 const STACK = "node-opcua";
 const WATCHDOG_MARGIN_MS = 1000;
 const SESSION_TIMEOUT_MS = 60000;
+const IDLE_TIMEOUT_MS = 60000; // node-opcua's own default transportTimeout (ClientSecureChannelLayer)
+const DEFAULT_MIN_TRANSACTION_TIMEOUT_MS = 5000; // ClientSecureChannelLayer.minTransactionTimeout in 2.182
 const MONITORED_QUEUE_SIZE = 10;
 const MAX_BROWSE_NEXT = 1000;
 
@@ -96,6 +101,22 @@ function describe(err) {
     if (err.code && typeof err.code === "string") parts.push(err.code);
     if (err.message) parts.push(err.message.trim());
     return parts.join(": ") || util.inspect(err, { depth: 1 });
+}
+
+// transportTimeout bounds the wait for the Acknowledge while connecting (so a server that never
+// acknowledges fails the connect within the adapter's timeout), but node-opcua also makes it the
+// socket's idle timeout: a connection on which nothing arrives for that long is closed.  Left at
+// the adapter's timeout, every request that timed out, and every pause longer than the timeout,
+// would cost the connection.  Once connected, the idle timeout is node-opcua's default again.
+function relaxIdleTimeout(client) {
+    try {
+        const channel = client._secureChannel;
+        const transport = channel && typeof channel.getTransport === "function" ? channel.getTransport() : null;
+        const socket = transport && transport._socket;
+        if (socket && typeof socket.setTimeout === "function") socket.setTimeout(IDLE_TIMEOUT_MS);
+    } catch (err) {
+        process.stderr.write(`node_opcua_bridge: cannot relax the socket idle timeout: ${describe(err)}\n`);
+    }
 }
 
 // The server's status behind a node-opcua error: a StatusCode on the error (OpenSecureChannel
@@ -302,6 +323,12 @@ class NodeOpcuaStack {
         if (lib.SecurityPolicy[policy] === undefined) throw new BridgeError("bad_request", `unknown security policy ${policy}`);
         if (lib.MessageSecurityMode[mode] === undefined) throw new BridgeError("bad_request", `unknown security mode ${mode}`);
         const pki = str(a, "pki_dir");
+        // node-opcua raises every request timeout to at least minTransactionTimeout (5 s), so
+        // defaultTransactionTimeout alone would not give the adapter's timeout: lower the floor.
+        const channelLayer = lib.ClientSecureChannelLayer;
+        if (channelLayer && typeof channelLayer.minTransactionTimeout === "number") {
+            channelLayer.minTransactionTimeout = Math.min(DEFAULT_MIN_TRANSACTION_TIMEOUT_MS, this.timeoutMs);
+        }
         const options = {
             applicationName: "protocol-harness-node-opcua",
             endpointMustExist: false,
@@ -347,6 +374,7 @@ class NodeOpcuaStack {
             if (sc) throw statusError(sc, "connect", `(${describe(err)})`);
             throw new BridgeError("connect", `connect to ${url} failed: ${describe(err)}`);
         }
+        relaxIdleTimeout(client);
         const identity = a.user !== null && a.user !== undefined
             ? { type: lib.UserTokenType.UserName, userName: String(a.user), password: a.password === null || a.password === undefined ? "" : String(a.password) }
             : { type: lib.UserTokenType.Anonymous };

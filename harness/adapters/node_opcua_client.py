@@ -200,6 +200,10 @@ class NodeOpcuaClient:
         self._call("connect", args, 3 * self._timeout + 1.0 + MARGIN_S, connecting=True)
         self._connected = True
 
+    def disconnect(self) -> None:
+        """End the session and the channel; the node process stays for the next `connect()`."""
+        self._disconnect()
+
     def _disconnect(self) -> None:
         self._connected = False
         bridge = self._bridge

@@ -84,6 +84,11 @@ class OpcuaClient(Protocol):
 
     def close(self) -> None: ...
 
+    def disconnect(self) -> None:
+        """End the session and the channel (bounded) but keep what the stack needs to connect
+        again (node-opcua's process), so that a later `connect()` is quick; `close()` ends all."""
+        ...
+
     def browse(self, node_id: str) -> list[Reference]:
         """Forward HierarchicalReferences (subtypes included), continuation points followed."""
         ...

@@ -37,6 +37,7 @@ from harness.profile import Profile
 
 from ..device_model import DeviceModel
 from . import aspace_cache
+from .client_faults import ClientFaults, FaultyGuard, FaultyProcessor
 from .faults import parse_opcua_faults
 from .device_nodes import DeviceNodes, build_device_nodes, ua_value
 from .services import ConformantProcessor, DeviceContext
@@ -100,9 +101,11 @@ class _Processor(ConformantProcessor):
 
 
 class _BinaryServer(BinaryServer):
+    protocol_class: type = GuardedProtocol
+
     def _make_protocol(self):
-        protocol = GuardedProtocol(iserver=self.iserver, policies=self._policies, clients=self.clients,
-                                   closing_tasks=self.closing_tasks, limits=self.limits)
+        protocol = self.protocol_class(iserver=self.iserver, policies=self._policies, clients=self.clients,
+                                       closing_tasks=self.closing_tasks, limits=self.limits)
         protocol.processor_class = self.processor_class
         protocol.faults = self.processor_class.faults
         return protocol
@@ -112,6 +115,7 @@ class _Server(Server):
     """asyncua's Server with our binary server (guarded protocol, conformant processor)."""
 
     processor_class: type = _Processor
+    protocol_class: type = GuardedProtocol
 
     async def start(self) -> None:
         await self._setup_server_nodes()
@@ -119,6 +123,7 @@ class _Server(Server):
         host, port = self._get_bind_socket_info()
         self.bserver = _BinaryServer(self.iserver, host, port, self.limits)
         self.bserver.processor_class = self.processor_class
+        self.bserver.protocol_class = self.protocol_class
         self.bserver.set_policies(self._policies)
         try:
             await self.bserver.start()
@@ -140,6 +145,7 @@ class OpcuaSimulator:
         self.cert_dir = Path(cert_dir) if cert_dir else default_cert_dir()
         self.trusted_certificates = trusted_certificates
         self.faults = parse_opcua_faults(faults)
+        self.client_faults = ClientFaults.of(self.faults)  # None: the classes below stay the plain ones
         self.server: _Server | None = None
         self.nodes: DeviceNodes | None = None
         self.used_cache = False
@@ -178,8 +184,13 @@ class OpcuaSimulator:
         await self._identity(server)
         values = {p.name: self.model.value(p.name) for p in self.profile.points}
         self.nodes = await build_device_nodes(server, self.profile, values)
-        server.processor_class = type("DeviceProcessor", (_Processor,), {"device": DeviceContext(section, self.nodes, self.model),
-                                                                          "trusted": self._trusted(), "faults": self.faults})
+        attributes = {"device": DeviceContext(section, self.nodes, self.model), "trusted": self._trusted(), "faults": self.faults}
+        if self.client_faults is None:
+            server.processor_class = type("DeviceProcessor", (_Processor,), attributes)
+        else:  # simulators/opcua/client_faults.py: misbehaviour for testing clients
+            attributes["client_faults"] = self.client_faults
+            server.processor_class = type("FaultyDeviceProcessor", (FaultyProcessor, _Processor), attributes)
+            server.protocol_class = type("FaultyDeviceGuard", (FaultyGuard,), {"client_faults": self.client_faults})
         self.model.subscribe(self._show_change)
         await server.start()
         self.port = server.bserver.port
