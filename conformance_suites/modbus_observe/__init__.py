@@ -1,0 +1,1 @@
+"""Modbus TCP client devices judged from the traffic `harness observe` recorded."""
