@@ -198,7 +198,7 @@ def _print_summary(results: dict, out: Path) -> None:
 
 # --------------------------------------------------------------------------- matrix
 
-MATRIX_SUITES = {"modbus": ["interop_modbus", "modbus_client"], "opcua": ["interop_opcua"]}
+MATRIX_SUITES = {"modbus": ["interop_modbus", "modbus_client"], "opcua": ["interop_opcua", "opcua_client"]}
 
 
 @app.command()
@@ -209,13 +209,21 @@ def matrix(
     profile: Optional[Path] = typer.Option(None, "--profile", help="device the servers are loaded with (default: the example device)"),
     out: Path = typer.Option(Path("out/matrix"), "--out", help="where results.json, report.html and junit.xml go"),
     workers: int = typer.Option(2, "-n", help="parallel workers (pytest-xdist); each server runs on one worker"),
+    conformance: Path = typer.Option(Path("out/conformance"), "--conformance",
+                                     help="where each server stack's own conformance run is stored and reused"),
+    no_conformance: bool = typer.Option(False, "--no-conformance", help="skip the servers' conformance runs; "
+                                        "failing cells are then attributed by the reference simulator only"),
+    rerun_conformance: bool = typer.Option(False, "--rerun-conformance", help="make fresh conformance runs even where stored ones fit"),
 ):
     """Run the interoperability scenarios for every client stack x server stack pair, and the
-    client-side conformance cases for every client stack (Modbus)."""
-    raise typer.Exit(run_matrix(protocol, clients, servers, profile, out, workers, command=_command_line()))
+    client-side conformance cases for every client stack; name the side of each failing cell
+    from each side's conformance verdicts."""
+    store = None if no_conformance else conformance
+    raise typer.Exit(run_matrix(protocol, clients, servers, profile, out, workers, command=_command_line(),
+                                store=store, rerun=rerun_conformance))
 
 
-def run_matrix(protocol, clients, servers, profile, out, workers=2, command="") -> int:
+def run_matrix(protocol, clients, servers, profile, out, workers=2, command="", store=None, rerun=False) -> int:
     if protocol not in MATRIX_SUITES:
         raise _usage_error(f"--protocol {protocol}: the matrix covers {', '.join(MATRIX_SUITES)}")
     from .profile import example_profile_path
@@ -231,30 +239,50 @@ def run_matrix(protocol, clients, servers, profile, out, workers=2, command="") 
         args += ["--clients", clients]
     if servers:
         args += ["--servers", servers]
+    server_runs = _server_conformance(protocol, servers, profile, store, rerun, workers) if store is not None else {}
     console.print(f"Interoperability matrix ({protocol}) -> {out}/")
     _, results = _run_suites(args, out, workers)
     if results is None:
         return EXIT_USAGE
-    _attribute_failures(results, out)
-    _print_matrix(results, out)
+    sides = _attribute_failures(results, out, protocol, server_runs)
+    _print_matrix(results, out, sides)
     verdicts = {c["verdict"] for c in results["cases"]}
     if "FAIL" in verdicts:
         return EXIT_NOT_COMPLIANT
     return EXIT_USAGE if "ERROR" in verdicts else EXIT_COMPLIANT
 
 
-def _attribute_failures(results: dict, out: Path) -> None:
+def _server_conformance(protocol: str, servers: str, profile: Path, store: Path, rerun: bool, workers: int) -> dict:
+    """Each server stack's verdicts from its own conformance run (stored, or made now)."""
+    from .conformance_store import server_conformance
+    from .peers.registry import SERVERS
+
+    names = [n.strip() for n in servers.split(",") if n.strip()] or list(SERVERS[protocol])
+    names = [n for n in names if n in SERVERS[protocol]]  # the suite reports unknown names
+    console.print(f"Servers' own conformance runs ({', '.join(names)}) -> {store}/{protocol}/")
+    runs = server_conformance(protocol, names, profile, store, rerun=rerun, workers=max(1, workers), progress=console.print)
+    return {name: verdicts for name, verdicts in runs.items() if not isinstance(verdicts, str)}
+
+
+def _attribute_failures(results: dict, out: Path, protocol: str, server_runs: dict) -> dict:
     """Name the side of each failing cell in the evidence, then rewrite the results and report."""
     from .matrix_attribution import attribute
+    from .requirements import suite_catalogue
 
-    attribute(results["cases"])
+    exercises = {}
+    for suite in MATRIX_SUITES[protocol]:
+        for rid, req in suite_catalogue(suite).requirements.items():
+            if req.server_cases or req.client_requirements:
+                exercises[rid] = (req.server_cases, req.client_requirements)
+    sides = attribute(results["cases"], exercises, server_runs)
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     from reports.html import write_html
 
     write_html(results, out / "report.html")
+    return sides
 
 
-def _print_matrix(results: dict, out: Path) -> None:
+def _print_matrix(results: dict, out: Path, sides: dict | None = None) -> None:
     cells: dict[tuple[str, str], list[str]] = {}
     client_side: dict[str, list[str]] = {}
     for case in results["cases"]:
@@ -280,9 +308,85 @@ def _print_matrix(results: dict, out: Path) -> None:
     if client_side:
         console.print("Client-side conformance (cases passed / decided): " + ", ".join(
             f"{name} {v.count('PASS')}/{len([x for x in v if x != 'NOT_APPLICABLE'])}" for name, v in sorted(client_side.items(), key=lambda i: i[0].lower())))
+    if sides:
+        console.print("Failing scenarios, by the side that broke them:")
+        for (scenario, side), text in sorted(sides.items()):
+            console.print(f"  {scenario} / {side}: {text}")
     for name in ("report.html", "results.json", "junit.xml"):
         if (out / name).exists():
             console.print(f"  {name:13s} {out / name}")
+
+
+# --------------------------------------------------------------------------- observe
+
+
+@app.command()
+def observe(
+    target: str = typer.Argument(..., help="where to listen for the client device, e.g. modbus+tcp://0.0.0.0:5020 (port 0: any free port)"),
+    profile: Path = typer.Option(..., "--profile", help="the device the client expects: the simulator serves it"),
+    duration: float = typer.Option(60.0, "--duration", help="seconds to observe (Ctrl-C ends early)"),
+    out: Path = typer.Option(Path("out/observe"), "--out", help="where traffic.json, results.json, report.html, junit.xml, capture.pcap go"),
+):
+    """Serve PROFILE to a real client device (an HMI, a SCADA master) and judge every request it sends."""
+    raise typer.Exit(run_observe(target, profile, duration, out, command=_command_line()))
+
+
+def run_observe(target_text: str, profile: Path, duration: float, out: Path, command: str = "", on_listening=None) -> int:
+    from urllib.parse import urlsplit
+
+    from .observe_modbus import observe_modbus
+    from .peers.base import PeerError
+
+    target = _parse_target(target_text)
+    if target.scheme != "modbus+tcp":
+        raise _usage_error(f"observe serves Modbus TCP clients: give modbus+tcp://HOST:PORT, not {target.scheme}://")
+    port = 0 if urlsplit(target_text.strip()).port == 0 else target.port
+    if duration <= 0:
+        raise _usage_error(f"--duration {duration:g}: give the number of seconds to observe, e.g. --duration 60")
+    prof = _load_profile(profile)
+    if prof.modbus is None:
+        raise _usage_error(f"{profile}: the profile has no modbus section, so there is no Modbus device to serve")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        observation = observe_modbus(target.host, port, profile, duration, progress=console.print, on_listening=on_listening)
+    except OSError as exc:
+        err.print(f"harness: cannot listen on {target.host}:{port}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    except PeerError as exc:
+        err.print(f"harness: the simulator did not start: {str(exc).splitlines()[0]}")
+        return EXIT_USAGE
+    traffic = out / "traffic.json"
+    observation.write(traffic)
+    connections, requests = observation.recording.counts()
+    console.print(f"Judging {requests} request(s) from {connections} connection(s) -> {out}/")
+    args = [str(SUITES_DIR / "modbus_observe"), "--profile", str(profile), "--observed", str(traffic), "--harness-out", str(out),
+            "-p", "no:cacheprovider", "--harness-command", command or f"harness observe {target_text}", "-o", "addopts=",
+            "--rootdir", str(SUITES_DIR.parent), "-rN", "-q", "--no-header", "--tb=no",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    _, results = _run_suites(args, out, 0)
+    if results is None:
+        return EXIT_USAGE
+    _describe_observation(results, observation, out)
+    _print_summary(results, out)
+    return _exit_code(results)
+
+
+def _describe_observation(results: dict, observation, out: Path) -> None:
+    """The observed run's target is the harness's own listening address, and the device under
+    test is whatever connected to it: say so in results.json and the report."""
+    from .transport.pcap import parse_conn
+
+    clients = sorted({f"{c[0][0]}:{c[0][1]}" for f in observation.recording.frames if (c := parse_conn(f.conn))})
+    results["target"] = {"url": observation.listen_url, "protocol": "modbus", "role": "the harness served the profile here; the device under test is the client"}
+    source = (f"the client(s) that connected from {', '.join(clients)}" if clients else "no client connected") + \
+        f", judged from the traffic observed while {observation.simulator} served the profile"
+    results["dut"] = {"role": "client", "source": source, "connections": clients, "simulator": observation.simulator,
+                      "observed": {"start": observation.start, "end": observation.end, "duration_s": round(observation.duration_s, 3),
+                                   "interrupted": observation.interrupted, "frames_not_kept": observation.recording.dropped}}
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    from reports.html import write_html
+
+    write_html(results, out / "report.html")
 
 
 # --------------------------------------------------------------------------- simulate / demo
@@ -298,7 +402,10 @@ def simulate(
     fault: list[str] = typer.Option([], "--fault", help="misbehave on purpose. Modbus face: delay=MS, no-reply, wrong-tid, "
                                     "wrong-unit, wrong-length, exception=CODE, truncate, close-mid-reply; suffix :fc=N or :every=N. "
                                     "OPC UA face: ua-ack-swapped, ua-small-buffers, ua-any-auth-token, ua-ignore-index-range, "
-                                    "ua-no-type-check, ua-node-id-invalid, ua-no-argument-check"),
+                                    "ua-no-type-check, ua-node-id-invalid, ua-no-argument-check; for testing clients: "
+                                    "ua-wrong-request-id, ua-late-read[=MS], ua-service-fault[=STATUS], ua-truncated-response, "
+                                    "ua-size-mismatch, ua-drop-on-read, ua-hello-error[=STATUS], ua-token-lifetime[=MS], "
+                                    "ua-receive-buffer[=BYTES], ua-small-chunks[=BYTES], ua-max-message-size[=BYTES], ua-record-hello"),
 ):
     """Serve PROFILE as a simulated device until interrupted: every face shares one data model."""
     prof = _load_profile(profile)

@@ -9,6 +9,10 @@ summary in our own words:
     clause = "3.1.3"
     level = "MUST"
     summary = "The server copies the transaction identifier of the request into the response."
+
+An interoperability scenario's entry may add `server_cases` (the server suite's cases that
+check the same exchange) and `client_requirements` (the client-side suite's requirements it
+depends on).
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ class Requirement:
     level: Level
     summary: str
     conformance_unit: str = ""  # OPC UA: the Part 7 conformance unit the requirement belongs to
+    # Interoperability scenarios: the cases of the server suite and the requirements of the
+    # client-side suite whose verdicts tell which side broke a failing cell
+    # (harness/matrix_attribution.py).
+    server_cases: tuple[str, ...] = ()
+    client_requirements: tuple[str, ...] = ()
 
     @property
     def citation(self) -> str:
@@ -82,7 +91,8 @@ def load_catalogue(path: str | Path, suite: str | None = None) -> Catalogue:
         except ValueError:
             raise CatalogueError(f"{path}: requirement {rid}: level must be MUST, SHOULD or MAY") from None
         reqs[rid] = Requirement(rid, entry["document"], entry["version"], str(entry["clause"]), level, entry["summary"],
-                                entry.get("conformance_unit", ""))
+                                entry.get("conformance_unit", ""), tuple(entry.get("server_cases", ())),
+                                tuple(entry.get("client_requirements", ())))
     return Catalogue(suite or data.get("suite", path.parent.name), path, hashlib.sha256(raw).hexdigest(), reqs,
                      _profiles(path, data.get("profiles", {})))
 

@@ -2,7 +2,9 @@
 
 The bundled simulator passes the whole server suite, so what it sends under a planted fault is
 known exactly; what the client stack makes of it is the verdict.  `ClientCase.client(faults)`
-connects a fresh client of the stack to a simulator with those faults.
+connects a fresh client of the stack to a simulator with those faults, through a
+`RecordingRelay` of the case's own, so the evidence holds the frames the client sent and what
+it received (a reply the fault cut short included).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from harness.model import Evidence
 from harness.peers.base import PeerError
 from harness.peers.simulator_peer import start_simulator_server
 from harness.profile import Profile
+from harness.transport.relay import RecordingRelay
 
 AP = "MODBUS Application Protocol V1.1b3"
 IG = "MODBUS Messaging on TCP/IP Implementation Guide V1.0b"
@@ -70,6 +73,7 @@ class ClientCase:
         self.profile = profile
         self.evidence = evidence
         self._clients: list = []
+        self._relays: dict[tuple[str, int], RecordingRelay] = {}  # one per simulator
 
     def __enter__(self) -> "ClientCase":
         return self
@@ -80,6 +84,8 @@ class ClientCase:
                 client.close()
             except Exception:  # noqa: BLE001 - closing after a failure must not hide the verdict
                 pass
+        for relay in self._relays.values():
+            relay.close()
 
     def client(self, *faults: str, fresh: bool = False, timeout: float = TIMEOUT_S):
         sim = self.simulators.get(tuple(faults), fresh)
@@ -89,9 +95,13 @@ class ClientCase:
             raise HarnessError(f"the {self.stack} client stack is not installed: {exc}") from None
         self._clients.append(client)
         unit = self.profile.modbus.unit_id if self.profile.modbus else 1
-        client.connect(sim.host, sim.port, unit=unit, timeout=timeout)
+        relay = self._relays.get((sim.host, sim.port))
+        if relay is None:
+            relay = self._relays[(sim.host, sim.port)] = RecordingRelay(sim.host, sim.port, self.evidence.frames.append)
+        client.connect(relay.host, relay.port, unit=unit, timeout=timeout)
         self.note(f"{self.stack} {getattr(client, 'version', '?')} connected to the simulator at {sim.url}"
-                  + (f" with faults {', '.join(faults)}" if faults else ""))
+                  + (f" with faults {', '.join(faults)}" if faults else "")
+                  + f", through the recording relay at {relay.host}:{relay.port}")
         return client
 
     def note(self, text: str) -> None:
@@ -102,7 +112,21 @@ class ClientCase:
         try:
             result = fn(*args)
         except Exception as exc:  # noqa: BLE001 - every outcome is judged by the case
+            self._flush()
             self.note(f"{what} -> {type(exc).__name__}: {exc} {getattr(exc, 'detail', '')}".strip())
             return None, exc
+        self._flush()
         self.note(f"{what} -> {result!r}"[:300])
         return result, None
+
+    def requests(self):
+        """Every request the client has sent in this case, as the relay recorded it, with its answer."""
+        from conformance_suites.modbus_observe.traffic import pair_requests
+
+        self._flush()
+        return pair_requests(list(self.evidence.frames))
+
+    def _flush(self) -> None:
+        """A reply the client has only part of goes to the evidence now, before the verdict."""
+        for relay in self._relays.values():
+            relay.flush()

@@ -104,6 +104,17 @@ def test_reconnect(client_case):
         fail(f"the client could not be served after reconnecting: {error}", expected=f"[{point.value}]", observed=str(error))
 
 
+def _broken_requests(client_case, requirement: str) -> list[str]:
+    """The requests the relay saw the client send that break an observation rule (MBO-*)."""
+    from conformance_suites.modbus_observe.rules import RULES
+
+    broken = []
+    for r in client_case.requests():
+        if why := RULES[requirement](r, client_case.profile.modbus):
+            broken.append(why if r.frame.summary in why else f"{r.frame.summary}: {why}")
+    return broken
+
+
 @rule("MBC-LIMITS", "Requests beyond the quantity limits are never sent",
       requirements=["MBC-AP-LIMITS"], clause=f"{AP} §4.1, §6.1, §6.3, §6.11, §6.12")
 def test_quantity_limits(client_case):
@@ -112,20 +123,49 @@ def test_quantity_limits(client_case):
     coils = client_case.profile.modbus.tables[Table.COILS]
     writable_regs = client_case.profile.modbus.writable.get(Table.HOLDING_REGISTERS, regs)
     writable_coils = client_case.profile.modbus.writable.get(Table.COILS, coils)
-    sent = []
     for what, fn, args in (
         ("read 126 registers", client.read_holding_registers, (regs.start, 126)),
         ("read 2001 coils", client.read_coils, (coils.start, 2001)),
         ("write 124 registers", client.write_registers, (writable_regs.start, [0] * 124)),
         ("write 1969 coils", client.write_coils, (writable_coils.start, [False] * 1969)),
     ):
-        _, error = client_case.attempt(what, fn, *args)
-        # The simulator answers an over-limit request it receives with exception 03 (or drops a
-        # frame beyond 260 bytes): either means the request was sent.
-        if error is None or isinstance(error, ModbusException) or (isinstance(error, AdapterError)
-                                                                   and type(error).__name__ in ("ConnectionLost", "BadResponse", "Timeout")):
-            if not isinstance(error, Unsupported):
-                sent.append(f"{what}: {'answered' if error is None else type(error).__name__ + ' ' + str(error)}")
+        client_case.attempt(what, fn, *args)
+    # Judged on the wire: an over-limit request either breaks its quantity rule or, past 253
+    # PDU bytes, cannot even be framed (an MBAP length above 254).
+    sent = _broken_requests(client_case, "MBO-AP-LIMITS") + _broken_requests(client_case, "MBO-3.1.3-FRAME")
     if sent:
         fail(f"{len(sent)} over-limit request(s) were sent", expected="each refused by the client before sending",
              observed="; ".join(sent))
+
+
+@rule("MBC-REQUESTS", "Every request sent is a well-formed frame with a unique transaction id",
+      requirements=["MBC-3.1.3-REQUEST-FRAME"], clause=f"{IG} §3.1.3, §4.4.1.2")
+def test_requests_well_formed(client_case):
+    """Each operation the stack offers, at the largest legal quantities, judged on the wire."""
+    client = client_case.client()
+    modbus = client_case.profile.modbus
+    regs, coils = modbus.tables[Table.HOLDING_REGISTERS], modbus.tables[Table.COILS]
+    w_regs, w_coils = modbus.writable.get(Table.HOLDING_REGISTERS, regs), modbus.writable.get(Table.COILS, coils)
+    operations = [
+        ("read 125 registers", "read_holding_registers", (regs.start, 125)),
+        ("read 125 input registers", "read_input_registers", (modbus.tables[Table.INPUT_REGISTERS].start, 125)),
+        ("read 2000 coils", "read_coils", (coils.start, 2000)),
+        ("read 2000 discrete inputs", "read_discrete_inputs", (modbus.tables[Table.DISCRETE_INPUTS].start, 2000)),
+        ("write 123 registers", "write_registers", (w_regs.start, list(range(123)))),
+        ("write 1968 coils", "write_coils", (w_coils.start, [i % 3 == 0 for i in range(1968)])),
+        ("write one register", "write_register", (w_regs.start, 0x1234)),
+        ("write one coil", "write_coil", (w_coils.start, True)),
+        ("mask write", "mask_write_register", (w_regs.start, 0xF2, 0x25)),
+        ("read/write 121 registers", "read_write_registers", (regs.start, 125, w_regs.start, list(range(121)))),
+    ]
+    for what, name, args in operations:
+        fn = getattr(client, name, None)
+        if fn is not None:
+            client_case.attempt(what, fn, *args)
+    requests = client_case.requests()
+    if not requests:
+        fail("the client sent no request at all", expected="one request per operation", observed="nothing on the wire")
+    broken = _broken_requests(client_case, "MBO-3.1.3-FRAME") + _broken_requests(client_case, "MBO-4.4.1.2-TID")
+    if broken:
+        fail(f"{len(broken)} of {len(requests)} request(s) are malformed or reuse an outstanding transaction id",
+             expected="well-formed requests (TCP guide §3.1.3, the PDU layouts of AP §6)", observed="; ".join(broken))

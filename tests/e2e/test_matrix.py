@@ -17,7 +17,9 @@ def run_matrix(out, *args, env=None, timeout=300):
 
 
 def test_small_grid_has_a_case_per_pair_and_scenario_and_a_matrix_in_the_report(tmp_path):
-    code, data, output = run_matrix(tmp_path, "--clients", "pymodbus,jsmodbus", "--servers", "simulator", "-n", "0")
+    store = tmp_path / "conformance"
+    code, data, output = run_matrix(tmp_path, "--clients", "pymodbus,jsmodbus", "--servers", "simulator", "-n", "0",
+                                    "--conformance", str(store))
     assert data is not None, output
     grid = [c for c in data["cases"] if "server" in c["tags"]]
     pairs = {(c["tags"]["client"], c["tags"]["server"]) for c in grid}
@@ -35,7 +37,12 @@ def test_small_grid_has_a_case_per_pair_and_scenario_and_a_matrix_in_the_report(
     # a known incompatibility is a FAIL with evidence, and the run says so by its exit code
     jsmq = got["IOP-MAX-QUANTITY-jsmodbus-simulator"]
     assert jsmq["verdict"] == "FAIL" and jsmq["evidence"]["expected"] and jsmq["evidence"]["notes"], jsmq
-    assert any(n.startswith("attribution: client side: jsmodbus") for n in jsmq["evidence"]["notes"])
+    assert any(n.startswith("attribution: client side: jsmodbus fails MBC-3.1.3-REQUEST-FRAME") for n in jsmq["evidence"]["notes"])
+    # the cell carries the frames the client sent and got, recorded by the relay in between
+    assert [f["direction"] for f in jsmq["evidence"]["frames"]][:2] == ["tx", "rx"]
+    # the server's own conformance run was made and stored for attribution
+    stored = json.loads((store / "modbus" / "simulator" / "results.json").read_text())
+    assert stored["summary"]["overall"] == "COMPLIANT" and (store / "modbus" / "simulator" / "stack.json").exists()
     assert code == 1, output
     report = (tmp_path / "report.html").read_text()
     assert "Interoperability matrix" in report and "jsmodbus" in report
@@ -43,20 +50,27 @@ def test_small_grid_has_a_case_per_pair_and_scenario_and_a_matrix_in_the_report(
 
 def test_a_server_that_cannot_start_is_an_error_cell_with_the_reason(tmp_path):
     env = dict(os.environ, HARNESS_NODE=str(tmp_path / "no-such-node"))
-    code, data, output = run_matrix(tmp_path, "--clients", "pymodbus", "--servers", "jsmodbus", "-n", "0", env=env)
+    code, data, output = run_matrix(tmp_path, "--clients", "pymodbus", "--servers", "jsmodbus", "-n", "0",
+                                    "--conformance", str(tmp_path / "store"), env=env)
     assert data is not None, output
     grid = [c for c in data["cases"] if "server" in c["tags"]]
     assert grid and {c["verdict"] for c in grid} == {"ERROR"}
     assert all("could not be started" in c["message"] for c in grid)
+    assert "jsmodbus: no conformance run" in output  # said, and the matrix went on
     assert code in (1, 2), output  # 1 when the client-side cases found something
 
 
 def test_opcua_grid_runs_every_scenario_for_each_pair(tmp_path):
     code, data, output = run_matrix(tmp_path, "--protocol", "opcua", "--clients", "asyncua,node-opcua",
-                                    "--servers", "simulator", "-n", "0")
+                                    "--servers", "simulator", "-n", "0", "--no-conformance")
     assert data is not None, output
-    pairs = {(c["tags"]["client"], c["tags"]["server"]) for c in data["cases"]}
+    grid = [c for c in data["cases"] if "server" in c["tags"]]
+    pairs = {(c["tags"]["client"], c["tags"]["server"]) for c in grid}
     assert pairs == {("asyncua", "simulator"), ("node-opcua", "simulator")}
-    assert {c["tags"]["scenario"] for c in data["cases"]} >= {"BROWSE", "READ", "WRITE", "CALL", "SUBSCRIPTION", "SECURITY", "STATUS"}
-    assert {c["verdict"] for c in data["cases"]} == {"PASS"}, output
-    assert code == 0, output
+    assert {c["tags"]["scenario"] for c in grid} >= {"BROWSE", "READ", "WRITE", "CALL", "SUBSCRIPTION", "SECURITY", "STATUS"}
+    assert {c["verdict"] for c in grid} == {"PASS"}, output
+    # OPC UA client-side conformance ran beside the grid, for both client stacks
+    client_side = [c for c in data["cases"] if c["suite"] == "opcua_client"]
+    assert {c["tags"]["client"] for c in client_side} == {"asyncua", "node-opcua"}
+    assert all(c["evidence"]["frames"] for c in client_side if c["verdict"] in ("PASS", "FAIL"))
+    assert code == 1, output  # both client stacks break the buffer-size rules (README findings)

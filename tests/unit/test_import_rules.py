@@ -15,6 +15,8 @@ STDLIB = set(sys.stdlib_module_names)
 RULES = {
     "harness.model": (),
     "harness.matrix_attribution": (),
+    # `harness observe`: the simulator as a peer, a recording relay in front of it
+    "harness.observe_modbus": ("harness.model", "harness.peers", "harness.transport"),
     "harness.verdict": ("harness.model",),
     "harness.requirements": ("harness.model",),
     "harness.codec": ("harness.codec",),
@@ -39,13 +41,21 @@ RULES = {
                            "conformance_suites", "pytest"),
     # the interoperability matrix drives client stacks and starts server stacks, through the
     # harness's adapters and peers (never a stack directly)
+    # (each through a recording relay, harness.transport.relay, for the frames)
     "conformance_suites.modbus_client": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
-                                         "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
+                                         "harness.adapters", "harness.peers", "harness.transport", "conformance_suites", "pytest"),
+    # the observation suite judges recorded traffic (the file format is harness.observe_modbus's)
+    "conformance_suites.modbus_observe": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
+                                          "harness.observe_modbus", "conformance_suites", "pytest"),
+    "conformance_suites.opcua_client": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
+                                        "harness.profile_opcua", "harness.requirements", "harness.opcua", "harness.transport",
+                                        "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
     "conformance_suites.interop_grid": ("harness.conformance", "harness.peers", "pytest"),
     "conformance_suites.interop_opcua": ("harness.conformance", "harness.model", "harness.profile", "harness.profile_opcua",
-                                         "harness.certs", "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
+                                         "harness.certs", "harness.adapters", "harness.peers", "harness.transport",
+                                         "harness.opcua", "conformance_suites", "pytest"),
     "conformance_suites.interop_modbus": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
-                                          "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
+                                          "harness.adapters", "harness.peers", "harness.transport", "conformance_suites", "pytest"),
 }
 
 
