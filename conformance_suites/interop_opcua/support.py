@@ -20,6 +20,7 @@ from harness.certs import harness_client_certificate
 from harness.conformance import HarnessError, fail, not_applicable
 from harness.model import Evidence
 from harness.profile import Profile
+from harness.opcua.protocol import describe_message
 from harness.transport.relay import RecordingRelay, uacp_framing
 
 P4 = "OPC 10000-4 Part 4 v1.04"
@@ -65,7 +66,7 @@ class UaPair:
         password = next((u.password for u in self.ua.users if u.name == user), None) if user else None
         if self._relay is None:
             self._relay = RecordingRelay(self.server.host, self.server.port, self.evidence.frames.append,
-                                         framing=uacp_framing())
+                                         framing=uacp_framing(describe_message))
         url = f"opc.tcp://{self._relay.host}:{self._relay.port}{self.server.path}"
         try:
             client.connect(url, policy=policy, mode=mode, user=user, password=password, timeout=CALL_TIMEOUT_S, **options)

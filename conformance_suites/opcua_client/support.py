@@ -27,11 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness.adapters.errors import AdapterError, NotInstalled
 from harness.adapters.registry import make_client
-from harness.codec.opcua import uacp
 from harness.conformance import HarnessError, not_applicable
 from harness.model import Evidence
-from harness.opcua import summarize, ua
-from harness.opcua.protocol import decode_service
+from harness.opcua.protocol import describe_message
 from harness.peers.base import PeerError
 from harness.peers.simulator_peer import start_simulator_server
 from harness.profile import Profile, engineering_value
@@ -164,7 +162,7 @@ class ClientCase:
         relay = self._relays.get((sim.host, sim.port))
         if relay is None:
             relay = self._relays[(sim.host, sim.port)] = RecordingRelay(sim.host, sim.port, self.evidence.frames.append,
-                                                                        framing=uacp_framing(frame_summary))
+                                                                        framing=uacp_framing(describe_message))
         self._relay = relay
         url = f"opc.tcp://{relay.host}:{relay.port}{sim.path}"
         what = (f"connect({url}, policy None, anonymous, timeout {timeout:g} s) to the simulator at {sim.url}"
@@ -277,20 +275,6 @@ def _records(sim, kind: str) -> list[dict]:
 def last_seq(sim) -> int:
     """The sequence number of the last record the simulator printed (Hellos and events share it)."""
     return max((r["seq"] for kind in ("hello-received", "uac-event") for r in _records(sim, kind)), default=0)
-
-
-def frame_summary(frame: bytes) -> str:
-    """A UACP message as the relay records it; a final MSG chunk over SecurityPolicy None also
-    with its RequestId and the service it carries (the body is plain: headers of 24 bytes)."""
-    text = uacp.describe(frame)
-    if frame[:4] != b"MSGF" or len(frame) < 24:
-        return text
-    request_id = int.from_bytes(frame[20:24], "little")
-    try:
-        service = summarize(decode_service(ua.utils.Buffer(frame[24:])))
-    except Exception as exc:  # noqa: BLE001 - a body that does not decode (a fault cut it short) is described so
-        return f"{text}, RequestId {request_id}, body not decodable ({type(exc).__name__})"
-    return f"{text}, RequestId {request_id}: {service}"
 
 
 def same_value(point, expected, observed) -> bool:

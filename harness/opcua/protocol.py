@@ -37,6 +37,20 @@ def decode_service(body: Buffer) -> Any:
     return struct_from_binary(cls, body)
 
 
+def describe_message(frame: bytes) -> str:
+    """A UACP message as a relay records it; a final MSG chunk over SecurityPolicy None also with
+    its RequestId and the service it carries (the body is plain: headers of 24 bytes)."""
+    text = uacp.describe(frame)
+    if frame[:4] != b"MSGF" or len(frame) < 24:
+        return text
+    request_id = int.from_bytes(frame[20:24], "little")
+    try:
+        service = summarize(decode_service(Buffer(frame[24:])))
+    except Exception as exc:  # noqa: BLE001 - a body that does not decode (cut short, encrypted) is described so
+        return f"{text}, RequestId {request_id}, body not decodable ({type(exc).__name__})"
+    return f"{text}, RequestId {request_id}: {service}"
+
+
 class RecordingTransport:
     """The socket transport with every write recorded, one frame per UACP message.
 
