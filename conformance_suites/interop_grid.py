@@ -4,13 +4,19 @@ A scenario is a test function marked `@scenario(...)` that takes the `pair` fixt
 `generate_pairs` turns it into one case per (client, server) pair with the id
 `IOP-<scenario>-<client>-<server>` and tags {client, server, scenario}, so results and the
 report can be drawn as a matrix.  `--clients` / `--servers` (comma-separated) narrow the grid.
+
+`GridPair` is what one cell of either grid does whatever the protocol: clients of one stack
+connected through a `RecordingRelay` in front of the server (the frames go to the evidence),
+each call noted with its outcome, and the outcome turned into a verdict.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.conformance import param
+from harness.adapters.errors import AdapterError, NotInstalled, Unsupported
+from harness.conformance import HarnessError, fail, not_applicable, param
+from harness.transport.relay import RecordingRelay
 
 SCENARIO = "iop_scenario"
 
@@ -97,3 +103,85 @@ class ServerPool:
             if not isinstance(server, Exception):
                 server.close()
         self._servers.clear()
+
+
+class GridPair:
+    """One cell: a client stack against a server stack, with the frames between them.
+
+    A protocol's cell says which adapter error is the server's refusal of a request (`refusal`,
+    e.g. a Modbus exception) and how to put it in words (`_refused`); `call` then makes:
+    - an operation the client stack has no API for (`Unsupported`): NOT_APPLICABLE;
+    - the refusal of a legal request: FAIL, unless the scenario expects it (then it is raised);
+    - any other adapter error: FAIL, with expected and observed.
+    A client stack that is not installed is an ERROR with the reason.
+    """
+
+    refusal: type[AdapterError] = AdapterError
+
+    def __init__(self, client_name: str, server, profile, evidence):
+        self.client_name = client_name
+        self.server = server
+        self.profile = profile
+        self.evidence = evidence
+        self._clients: list = []
+        self._relay: RecordingRelay | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for client in self._clients:
+            try:
+                client.close()
+            except AdapterError:
+                pass
+        if self._relay is not None:
+            self._relay.close()
+
+    def _new_client(self):
+        """An unconnected client of the stack, closed with the cell."""
+        from harness.adapters.registry import make_client
+
+        try:
+            client = make_client(self.client_name)
+        except NotInstalled as exc:
+            raise HarnessError(f"the {self.client_name} client stack is not installed: {exc}") from None
+        self._clients.append(client)
+        return client
+
+    def relay(self, **options) -> RecordingRelay:
+        """The cell's recording relay in front of the server (one per case, made on first use)."""
+        if self._relay is None:
+            self._relay = RecordingRelay(self.server.host, self.server.port, self.evidence.frames.append, **options)
+        return self._relay
+
+    def note(self, text: str) -> None:
+        self.evidence.notes.append(text)
+
+    def _refused(self, exc) -> tuple[str, str, str]:
+        """(short text for the notes, what a legal request gets instead, what came) for a refusal."""
+        return str(exc), "a normal response", f"{exc} {exc.detail}".strip()
+
+    def _call(self, what: str, fn, args, refusal_expected: bool):
+        try:
+            try:
+                result = fn(*args)
+            finally:
+                if self._relay is not None:
+                    self._relay.flush()  # a reply cut short is in the evidence before the verdict
+        except Unsupported as exc:
+            self.note(f"{what}: not supported by {self.client_name}: {exc}")
+            not_applicable(f"the {self.client_name} client stack has no API for this: {exc}")
+        except self.refusal as exc:
+            short, expected, observed = self._refused(exc)
+            self.note(f"{what} -> {short}")
+            if refusal_expected:
+                raise
+            fail(f"{what}: {short} between {self.client_name} and {self.server.name}", expected=expected, observed=observed)
+        except AdapterError as exc:
+            self.note(f"{what} -> {type(exc).__name__}: {exc} {exc.detail}".strip())
+            fail(f"{what} failed between {self.client_name} and {self.server.name}: {type(exc).__name__}: {exc}",
+                 expected="a normal response", observed=f"{type(exc).__name__}: {exc} {exc.detail}".strip())
+        text = repr(result)
+        self.note(f"{what} -> {text if len(text) <= 160 else text[:157] + '...'}")
+        return result

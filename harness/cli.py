@@ -260,7 +260,8 @@ def _server_conformance(protocol: str, servers: str, profile: Path, store: Path,
     names = [n.strip() for n in servers.split(",") if n.strip()] or list(SERVERS[protocol])
     names = [n for n in names if n in SERVERS[protocol]]  # the suite reports unknown names
     console.print(f"Servers' own conformance runs ({', '.join(names)}) -> {store}/{protocol}/")
-    runs = server_conformance(protocol, names, profile, store, rerun=rerun, workers=max(1, workers), progress=console.print)
+    runs = server_conformance(protocol, DEFAULT_SUITE[protocol], names, profile, store, rerun=rerun, workers=max(1, workers),
+                              progress=console.print)
     return {name: verdicts for name, verdicts in runs.items() if not isinstance(verdicts, str)}
 
 
@@ -275,11 +276,16 @@ def _attribute_failures(results: dict, out: Path, protocol: str, server_runs: di
             if req.server_cases or req.client_requirements:
                 exercises[rid] = (req.server_cases, req.client_requirements)
     sides = attribute(results["cases"], exercises, server_runs)
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    _rewrite_results(results, out)
+    return sides
+
+
+def _rewrite_results(results: dict, out: Path) -> None:
+    """results.json and the report again, after the CLI has added to what the run wrote."""
     from reports.html import write_html
 
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     write_html(results, out / "report.html")
-    return sides
 
 
 def _print_matrix(results: dict, out: Path, sides: dict | None = None) -> None:
@@ -383,10 +389,7 @@ def _describe_observation(results: dict, observation, out: Path) -> None:
     results["dut"] = {"role": "client", "source": source, "connections": clients, "simulator": observation.simulator,
                       "observed": {"start": observation.start, "end": observation.end, "duration_s": round(observation.duration_s, 3),
                                    "interrupted": observation.interrupted, "frames_not_kept": observation.recording.dropped}}
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
-    from reports.html import write_html
-
-    write_html(results, out / "report.html")
+    _rewrite_results(results, out)
 
 
 # --------------------------------------------------------------------------- simulate / demo

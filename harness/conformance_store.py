@@ -25,7 +25,6 @@ from pathlib import Path
 
 from .matrix_attribution import SideVerdicts
 
-SERVER_SUITE = {"modbus": "modbus", "opcua": "opcua"}
 CERTIFY_TIMEOUT_S = 900.0
 
 
@@ -47,12 +46,12 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _key(protocol: str, server, profile_path: Path) -> dict:
+def _key(protocol: str, suite: str, server, profile_path: Path) -> dict:
     from . import __version__
     from .requirements import suite_catalogue
 
     return {"stack": server.name, "version": server.version, "protocol": protocol, "profile": _sha(profile_path),
-            "catalogue": suite_catalogue(SERVER_SUITE[protocol]).sha256[:16], "harness": __version__}
+            "catalogue": suite_catalogue(suite).sha256[:16], "harness": __version__}
 
 
 def _stored_key(directory: Path) -> dict | None:
@@ -64,18 +63,18 @@ def _stored_key(directory: Path) -> dict | None:
     return key.get("key") if isinstance(key, dict) else None
 
 
-def _certify(protocol: str, name: str, profile_path: Path, directory: Path, rerun: bool) -> StoredRun:
+def _certify(protocol: str, suite: str, name: str, profile_path: Path, directory: Path, rerun: bool) -> StoredRun:
     from .peers.registry import start_server
 
     server = start_server(protocol, name, profile_path)
     try:
-        key = _key(protocol, server, profile_path)
+        key = _key(protocol, suite, server, profile_path)
         if not rerun and _stored_key(directory) == key:
             return StoredRun(name, directory, key, reused=True)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "stack.json").unlink(missing_ok=True)
         argv = [sys.executable, "-m", "harness.cli", "certify", server.url, "--profile", str(profile_path),
-                "--suite", SERVER_SUITE[protocol], "--out", str(directory)]
+                "--suite", suite, "--out", str(directory)]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=CERTIFY_TIMEOUT_S)
         if proc.returncode not in (0, 1) or not (directory / "results.json").exists():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -87,9 +86,10 @@ def _certify(protocol: str, name: str, profile_path: Path, directory: Path, reru
         server.close()
 
 
-def server_conformance(protocol: str, servers: list[str], profile_path: Path, store: Path, *, rerun: bool = False,
-                       workers: int = 2, progress=print) -> dict[str, SideVerdicts | str]:
-    """{server: its verdicts, or the reason there are none}; runs certify where nothing is stored."""
+def server_conformance(protocol: str, suite: str, servers: list[str], profile_path: Path, store: Path, *,
+                       rerun: bool = False, workers: int = 2, progress=print) -> dict[str, SideVerdicts | str]:
+    """{server: its verdicts, or the reason there are none}; runs certify (the server `suite`)
+    where nothing fitting is stored."""
     from .peers.base import PeerError
 
     profile_path = Path(profile_path).resolve()
@@ -97,7 +97,7 @@ def server_conformance(protocol: str, servers: list[str], profile_path: Path, st
     def one(name: str):
         directory = store / protocol / name
         try:
-            run = _certify(protocol, name, profile_path, directory, rerun)
+            run = _certify(protocol, suite, name, profile_path, directory, rerun)
             verdicts = run.verdicts()
         except (PeerError, OSError, RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
             progress(f"  {name}: no conformance run ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")

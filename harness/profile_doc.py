@@ -63,21 +63,6 @@ class ProfileDoc:
         return ProfileError(self.source, line, path, message)
 
 
-def _mapping(doc: _Doc, value, path: str, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise doc.error(path, f"expected a mapping of fields, got {type(value).__name__}")
-    for key in value:
-        if key not in allowed:
-            raise doc.error(f"{path}.{key}" if path else key, f"unknown field; allowed here: {', '.join(allowed)}")
-    return value
-
-
-def _int(doc: _Doc, value, path: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise doc.error(path, f"expected a whole number from {lo} to {hi}, got {value!r}")
-    return value
-
-
 def read_mapping(doc: ProfileDoc, value, path: str, allowed: tuple[str, ...]) -> dict:
     if not isinstance(value, dict):
         raise doc.error(path, f"expected a mapping of fields, got {type(value).__name__}")

@@ -62,6 +62,7 @@ class Catalogue:
     sha256: str
     requirements: dict[str, Requirement]
     profiles: dict[str, ServerProfile] = field(default_factory=dict)
+    protocol: str = ""  # the protocol the suite speaks ("modbus", "opcua"), for runs without a target
 
     def __getitem__(self, rid: str) -> Requirement:
         return self.requirements[rid]
@@ -94,7 +95,7 @@ def load_catalogue(path: str | Path, suite: str | None = None) -> Catalogue:
                                 entry.get("conformance_unit", ""), tuple(entry.get("server_cases", ())),
                                 tuple(entry.get("client_requirements", ())))
     return Catalogue(suite or data.get("suite", path.parent.name), path, hashlib.sha256(raw).hexdigest(), reqs,
-                     _profiles(path, data.get("profiles", {})))
+                     _profiles(path, data.get("profiles", {})), str(data.get("protocol", "")))
 
 
 def _profiles(path: Path, table: dict) -> dict[str, ServerProfile]:

@@ -125,11 +125,13 @@ class ResultsWriter:
         os.replace(tmp, self.path)
 
     def _protocol(self) -> str:
-        """The run's protocol: the target's, else the one its suites are for (the matrix has no target)."""
+        """The run's protocol: the target's, else the one its suites' catalogues name (the matrix
+        and `harness observe` run without a target)."""
         target = self.data.get("target") or {}
         if target.get("protocol"):
             return target["protocol"]
-        return "opcua" if any("opcua" in c.suite for c in self.cases) else "modbus"
+        named = [cat.protocol for cat in self.catalogues.values() if cat is not None and cat.protocol]
+        return named[0] if named else "modbus"
 
     def finish(self, status: str = "finished", *, artifacts: bool = True) -> list[str]:
         """Close the run; returns warnings about artifacts that could not be written."""
@@ -163,7 +165,8 @@ class ResultsWriter:
         self.data["capture"] = {
             "file": path.name,
             "note": f"synthesised from the harness's socket I/O; server port written as {port} so that "
-            f"tshark decodes {PCAP_PROTOCOL_NAMES.get(protocol, protocol)} (real port: {target.get('port')})",
+            f"tshark decodes {PCAP_PROTOCOL_NAMES.get(protocol, protocol)} "
+            + (f"(real port: {target['port']})" if target.get("port") else "(the real ports are in each frame's connection)"),
             "frames": positions or {},
         }
         return []

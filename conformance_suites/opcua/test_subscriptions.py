@@ -176,6 +176,16 @@ def values_of(result: ua.PublishResult, handle: int = HANDLE) -> list[ua.DataVal
     return values
 
 
+async def first_data_change(sub: Subscription, original) -> ua.PublishResult:
+    """The first Publish after the item was created; FAIL when it carries no DataChange for it
+    (§5.12.1.2: an enabled item reports its first sample as soon as possible)."""
+    first = await sub.message("the first Publish after creating the monitored item")
+    if not values_of(first):
+        fail("the first notification does not carry the current value", expected=f"a DataChange with {original!r}",
+             observed="no DataChange for the item")
+    return first
+
+
 def is_keepalive(result: ua.PublishResult) -> bool:
     return not result.NotificationMessage.NotificationData
 
@@ -514,10 +524,7 @@ async def _queue_run(dut, requested_queue: int):
             inconclusive(f"the server revised the sampling interval to {sampling_s * 1000:g} ms; three separately "
                          "sampled writes would take too long here")
         try:
-            first = await sub.message("the first Publish after creating the monitored item")
-            if not values_of(first):
-                fail("the first notification does not carry the current value", expected=f"a DataChange with {original!r}",
-                     observed="no DataChange for the item")
+            await first_data_change(sub, original)
             # No Publish is outstanding now: the notifications wait in the item's queue (§5.12.1.5,
             # the subscription is late, §5.13.1.2).  Each write is a sample of its own.
             for value in written:
@@ -621,10 +628,7 @@ def test_absolute_deadband(dut):
                                            DeadbandValue=1.0)
             await monitor(s, sub, node, sampling=0.0, queue=1, filter=deadband)
             try:
-                first = await sub.message("the first Publish after creating the monitored item")
-                if not values_of(first):
-                    fail("the first notification does not carry the current value", expected=f"a DataChange with {original!r}",
-                         observed="no DataChange for the item")
+                await first_data_change(sub, original)
                 # §7.17.2: notify if |last cached value - current value| > 1.0, the last cached
                 # value being the last one queued (not the last one sampled).
                 steps = [(0.5, False, "0.5 from the last reported value"),
@@ -666,10 +670,7 @@ def test_two_publish_requests(dut):
             sub = await create_subscription(s)
             await monitor(s, sub, node)
             try:
-                first = await sub.message("the first Publish after creating the monitored item")
-                if not values_of(first):
-                    fail("the first notification does not carry the current value", expected=f"a DataChange with {original!r}",
-                         observed="no DataChange for the item")
+                await first_data_change(sub, original)
                 a = asyncio.ensure_future(sub.publish(sub.wait_s))
                 b = asyncio.ensure_future(sub.publish(sub.wait_s))
                 await asyncio.sleep(min(sub.interval_s, sub.keepalive_s / 3))

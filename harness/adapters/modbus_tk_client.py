@@ -36,8 +36,8 @@ installed 1.1.5 sources and seen against the bundled simulator):
 from __future__ import annotations
 
 import struct
-from importlib.metadata import PackageNotFoundError, version
 
+from ..installed import installed_version
 from .errors import (
     AdapterError,
     BadResponse,
@@ -83,10 +83,7 @@ class ModbusTkClient:
             from modbus_tk import exceptions as tk_exceptions
         except ImportError as exc:
             raise NotInstalled(f"modbus-tk is not installed: {_INSTALL}", str(exc)) from None
-        try:
-            self.version = version("modbus_tk")
-        except PackageNotFoundError:
-            self.version = "unknown"
+        self.version = installed_version("modbus_tk")
         self._defines = defines
         self._tk = tk_exceptions
         self._master_class = _master_class(modbus_tcp)

@@ -34,8 +34,8 @@ bundled simulator):
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
+from ..installed import installed_version
 from .errors import (
     AdapterError,
     BadResponse,
@@ -76,10 +76,7 @@ class PymodbusClient:
             from pymodbus import exceptions as pymodbus_exceptions
         except ImportError as exc:
             raise NotInstalled(f"pymodbus is not installed: {_INSTALL}", str(exc)) from None
-        try:
-            self.version = version("pymodbus")
-        except PackageNotFoundError:
-            self.version = "unknown"
+        self.version = installed_version("pymodbus")
         self._tcp_client_class = ModbusTcpClient
         self._exc = pymodbus_exceptions
         self._client = None

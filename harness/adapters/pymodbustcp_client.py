@@ -30,8 +30,8 @@ bundled simulator):
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 
+from ..installed import installed_version
 from .errors import (
     AdapterError,
     BadResponse,
@@ -71,10 +71,7 @@ class PyModbusTcpClient:
             from pyModbusTCP import constants
         except ImportError as exc:
             raise NotInstalled(f"pyModbusTCP is not installed: {_INSTALL}", str(exc)) from None
-        try:
-            self.version = version("pyModbusTCP")
-        except PackageNotFoundError:
-            self.version = "unknown"
+        self.version = installed_version("pyModbusTCP")
         self._c = constants
         self._client_class = _client_class(pmt_client.ModbusClient)
         self._client = None

@@ -37,8 +37,8 @@ against the bundled simulator):
 from __future__ import annotations
 
 import socket
-from importlib.metadata import PackageNotFoundError, version
 
+from ..installed import installed_version
 from .errors import (
     AdapterError,
     BadResponse,
@@ -64,10 +64,7 @@ class UmodbusClient:
             from umodbus import exceptions as umodbus_exceptions
         except ImportError as exc:
             raise NotInstalled(f"uModbus is not installed: {_INSTALL}", str(exc)) from None
-        try:
-            self.version = version("uModbus")
-        except PackageNotFoundError:
-            self.version = "unknown"
+        self.version = installed_version("uModbus")
         self._tcp = tcp
         self._modbus_error = umodbus_exceptions.ModbusError
         self._sock: socket.socket | None = None

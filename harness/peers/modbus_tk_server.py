@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ..installed import installed_version
 from .base import DEFAULT_STARTUP_TIMEOUT_S, PeerError, PeerProcess, python_argv, python_peer_env, table_images
 
 RUNNER = "harness.peers.run_modbus_tk_server"
@@ -37,13 +38,8 @@ INSTALL_HINT = "pip install 'protocol-harness[peers]' (or `pip install modbus-tk
 
 
 def modbus_tk_version() -> str:
-    """The installed modbus-tk version, or "unknown" when it is not installed."""
-    try:
-        from importlib.metadata import version
-
-        return version("modbus-tk")
-    except Exception:  # noqa: BLE001 - not installed: the starter says so
-        return "unknown"
+    """The installed modbus-tk version, or "unknown" when it is not installed (the starter says so)."""
+    return installed_version("modbus-tk")
 
 
 def build_server(profile, host: str = "127.0.0.1", port: int = 0):

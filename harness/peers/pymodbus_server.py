@@ -30,18 +30,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..installed import installed_version
 from .base import DEFAULT_STARTUP_TIMEOUT_S, PeerProcess, python_argv, python_peer_env, table_images
 
 RUNNER = "harness.peers.run_pymodbus_server"
 
 
 def pymodbus_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("pymodbus")
-    except Exception:  # noqa: BLE001 - not installed: the peer will say so on start
-        return "unknown"
+    """The installed pymodbus version, or "unknown" when it is not installed (the starter says so)."""
+    return installed_version("pymodbus")
 
 
 def build_server_config(profile) -> dict:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ..installed import installed_version
 from .base import DEFAULT_STARTUP_TIMEOUT_S, PeerError, PeerProcess, python_argv, python_peer_env, table_images
 
 RUNNER = "harness.peers.run_umodbus_server"
@@ -45,13 +46,8 @@ WRITE_FCS = {"coils": (5, 15), "holding_registers": (6, 16)}
 
 
 def umodbus_version() -> str:
-    """The installed uModbus version, or "unknown" when it is not installed."""
-    try:
-        from importlib.metadata import version
-
-        return version("umodbus")
-    except Exception:  # noqa: BLE001 - not installed: the starter says so
-        return "unknown"
+    """The installed umodbus version, or "unknown" when it is not installed (the starter says so)."""
+    return installed_version("umodbus")
 
 
 def build_app(profile, host: str = "127.0.0.1", port: int = 0):
