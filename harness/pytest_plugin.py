@@ -32,6 +32,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-out", help="directory for results.json, report.html, junit.xml, capture.pcap")
     group.addoption("--harness-seed", type=int, default=None, help="random seed (recorded in results.json)")
     group.addoption("--harness-command", default=None, help="command line to record in results.json (set by `harness certify`)")
+    group.addoption("--harness-lab", default=None, help="lab file (YAML): laboratory, client, signatories, observations for the report")
+    group.addoption("--harness-lab-name", default=None, help="name of the test laboratory (overrides the lab file's)")
+    group.addoption("--harness-client", default=None, help="name of the client the test is for (overrides the lab file's)")
+    group.addoption("--harness-lang", default="en", help="language of report.html: en or zh-CN")
+    group.addoption("--harness-archive", default=None,
+                    help="run archive (SQLite) the finished run is added to; 'off' for none "
+                         "(default: $HARNESS_ARCHIVE, else ~/.local/share/protocol-harness/runs.sqlite)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -215,6 +222,7 @@ class _HarnessSession:
             except ValueError:
                 target = {"url": redact(cfg.getoption("--target"))}
         profile = _profile_block(cfg.getoption("--profile"))
+        lab = _lab_block(cfg.getoption("--harness-lab"), cfg.getoption("--harness-lab-name"), cfg.getoption("--harness-client"))
         command = cfg.getoption("--harness-command") or " ".join(["pytest", *map(shlex.quote, cfg.invocation_params.args)])
         self.writer = ResultsWriter(
             self.results_path,
@@ -223,6 +231,9 @@ class _HarnessSession:
             target=target,
             profile=profile,
             catalogues={},
+            lab=lab,
+            report_lang=cfg.getoption("--harness-lang"),
+            archive=cfg.getoption("--harness-archive"),
         )
         if target and target.get("protocol") == "modbus" and profile is not None and "error" not in profile:
             from .identify import read_modbus_identity
@@ -252,6 +263,13 @@ class _HarnessSession:
         status = "interrupted" if self.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED else "finished"
         for warning in self.writer.finish(status, artifacts=self.write_artifacts):
             print(f"harness: {warning}", file=sys.stderr)
+
+
+def _lab_block(path: str | None, lab_name: str | None, client: str | None) -> dict | None:
+    from .lab import load_lab, with_overrides
+
+    # a broken lab file stops the run before any case (`harness certify` checks it first)
+    return with_overrides(load_lab(path) if path else None, lab_name=lab_name, client_name=client)
 
 
 def _profile_block(path: str | None) -> dict | None:

@@ -27,17 +27,50 @@ PCAP_PROTOCOL_NAMES = {"modbus": "Modbus/TCP", "opcua": "OPC UA"}
 _CASES_SLOT = "\u0000cases written here\u0000"  # no case text can contain it: JSON escapes NUL
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _umask_mode()
+# The protocol stacks a run may have used, by the module that shows it was loaded.
+_PYTHON_STACKS = {"asyncua": "asyncua", "pymodbus": "pymodbus", "modbus_tk": "modbus-tk", "umodbus": "uModbus",
+                  "pyModbusTCP": "pyModbusTCP"}
+_NODE_STACKS = ("node-opcua", "modbus-serial", "jsmodbus")
+
+
+def stack_versions() -> dict:
+    """{stack: version} of the third-party protocol stacks loaded in this run (the OPC UA judge
+    encodes with asyncua; matrix runs load the stacks under test)."""
+    from .installed import installed_version
+
+    stacks = {dist: installed_version(dist) for module, dist in _PYTHON_STACKS.items() if module in sys.modules}
+    if "harness.node_runtime" in sys.modules:
+        from .node_runtime import npm_package_version
+
+        for package in _NODE_STACKS:
+            try:
+                stacks[package] = npm_package_version(package)
+            except Exception:  # node packages not installed: the run used none of them
+                continue
+    return stacks
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class ResultsWriter:
-    def __init__(self, path: Path, *, command: str, seed: int, target: dict | None, profile: dict | None, catalogues: dict):
+    def __init__(self, path: Path, *, command: str, seed: int, target: dict | None, profile: dict | None, catalogues: dict,
+                 lab: dict | None = None, report_lang: str = "en", archive: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cases: list[CaseResult] = []
         self._case_texts: list[str] = []
         self.catalogues = catalogues  # suite -> Catalogue
+        self.report_lang = report_lang
+        self.archive = archive  # None: the default archive; "off": none
         self.data: dict = {
             "schema": RESULTS_SCHEMA,
             "run": {
@@ -52,6 +85,7 @@ class ResultsWriter:
             },
             "target": target,
             "profile": profile,
+            "lab": lab,
             "dut": None,
             "summary": {},
             "capture": None,
@@ -66,6 +100,19 @@ class ResultsWriter:
                 versions[f"catalogue:{suite}"] = cat.sha256[:16]
         return versions
 
+    def _suites(self) -> dict:
+        """Each suite's catalogue as the report's environment section names it."""
+        return {
+            suite: {
+                "version": __version__,  # the suites ship inside the harness
+                "catalogue_sha256": cat.sha256,
+                "requirements": len(cat.requirements),
+                "documents": sorted({f"{r.document} {r.version}" for r in cat.requirements.values()}),
+            }
+            for suite, cat in self.catalogues.items()
+            if cat is not None
+        }
+
     def ensure_catalogue(self, suite: str) -> None:
         """Load the bundled catalogue of `suite` the first time one of its cases arrives."""
         if suite in self.catalogues:
@@ -78,6 +125,7 @@ class ResultsWriter:
             self.catalogues[suite] = None  # a suite of the user's own, without a catalogue
             return
         self.data["run"]["versions"] = self._versions()
+        self.data["run"]["suites"] = self._suites()
 
     def set_dut(self, dut: dict | None) -> None:
         self.data["dut"] = dut
@@ -122,6 +170,7 @@ class ResultsWriter:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(head.replace(json.dumps(_CASES_SLOT), cases, 1))
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes it 0600; results are shared like the report beside them
         os.replace(tmp, self.path)
 
     def _protocol(self) -> str:
@@ -137,6 +186,8 @@ class ResultsWriter:
         """Close the run; returns warnings about artifacts that could not be written."""
         self.data["run"]["end"] = _now()
         self.data["run"]["status"] = status
+        self.data["run"]["suites"] = self._suites()
+        self.data["run"]["stacks"] = stack_versions()
         warnings: list[str] = []
         out = self.path.parent
         self.data["cases"] = [c.to_dict() for c in self.cases]  # for the artifacts below
@@ -144,12 +195,31 @@ class ResultsWriter:
             warnings += self._write_pcap(out / "capture.pcap")
         self.flush()
         if artifacts:
-            for name, writer in (("junit.xml", _write_junit), ("report.html", _write_html)):
+            for name, writer in (("junit.xml", _write_junit), ("report.html", self._write_html)):
                 try:
                     writer(self.data, out / name)
                 except Exception as exc:  # a broken artifact must not lose the results
                     warnings.append(f"could not write {name}: {exc!r}")
+            warnings += self._archive()
         return warnings
+
+    def _write_html(self, results: dict, path: Path) -> None:
+        from reports.html import write_html
+
+        write_html(results, path, lang=self.report_lang)
+
+    def _archive(self) -> list[str]:
+        """Add the finished run to the run archive (`harness runs`)."""
+        if self.archive == "off":
+            return []
+        try:
+            from .store import RunArchive
+
+            with RunArchive.open(Path(self.archive) if self.archive else None) as archive:
+                archive.add(self.data, run_dir=self.path.parent.resolve())
+        except Exception as exc:  # the results on disk are what counts; say why the archive missed it
+            return [f"could not add the run to the archive: {exc}"]
+        return []
 
     def _write_pcap(self, path: Path) -> list[str]:
         try:
@@ -176,9 +246,3 @@ def _write_junit(results: dict, path: Path) -> None:
     from reports.junit import write_junit
 
     write_junit(results, path)
-
-
-def _write_html(results: dict, path: Path) -> None:
-    from reports.html import write_html
-
-    write_html(results, path)

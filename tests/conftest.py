@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from harness.profile import example_profile_path, load_profile
@@ -21,3 +25,9 @@ def simulator(example_profile):
 
     with start_in_thread(example_profile) as sim:
         yield sim
+
+
+# Runs the tests make (certify, demo, matrix) go to a throwaway archive, never the user's
+# ~/.local/share one; subprocesses inherit it.
+if "HARNESS_ARCHIVE" not in os.environ:
+    os.environ["HARNESS_ARCHIVE"] = str(Path(tempfile.mkdtemp(prefix="harness-test-archive-")) / "runs.sqlite")

@@ -14,6 +14,14 @@ STDLIB = set(sys.stdlib_module_names)
 # module prefix -> allowed top-level imports besides the standard library (prefix match)
 RULES = {
     "harness.model": (),
+    "harness.canonical": (),
+    # integrity and the run archive: the canonical form of results.json, and nothing of the runs' machinery
+    "harness.signing": ("cryptography", "harness.canonical"),
+    "harness.store": ("harness.model", "harness.canonical"),
+    "harness.lab": ("harness.profile_doc",),
+    # Debian's Chromium through Playwright: PDF output and the browser tests
+    "harness.browser": ("playwright",),
+    "harness.pdf": ("harness.browser", "playwright"),
     "harness.matrix_attribution": (),
     # `harness observe`: the simulator as a peer, a recording relay in front of it
     "harness.observe_modbus": ("harness.model", "harness.peers", "harness.transport"),
@@ -33,7 +41,8 @@ RULES = {
     "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
                       "harness.node_runtime", "harness.certs", "harness.installed",
                       "harness.peers", "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua", "cryptography"),
-    "reports": ("harness.model", "harness.verdict", "harness.requirements", "reports", "jinja2", "markupsafe"),
+    "reports": ("harness.model", "harness.verdict", "harness.requirements", "harness.canonical", "reports", "jinja2", "markupsafe",
+                "babel"),
     "simulators": ("harness.codec", "harness.transport", "harness.profile", "harness.profile_opcua", "harness.model",
                    "harness.certs", "simulators", "uvloop", "asyncua", "cryptography"),
     # suites reach the OPC UA encoding only through harness.opcua (which re-exports asyncua's `ua`)
