@@ -2,10 +2,17 @@
 
     harness certify TARGET [--profile FILE] [--suite NAME]... [--out DIR] [-k EXPR] [-n WORKERS]
     harness simulate PROFILE [--protocol modbus] [--host 127.0.0.1] [--port N] [--fault NAME]...
-    harness demo [--out DIR]
+    harness demo [--out DIR] [--lang en|zh-CN]
     harness probe TARGET --out profile.yaml
-    harness report RESULTS.json [--out FILE]
+    harness report RESULTS.json [--out FILE] [--lang en|zh-CN] [--lab FILE] [--pdf]
+    harness sign RUN_DIR [--key FILE] [--new-key] [--signer NAME]
+    harness verify RUN_DIR [--public-key FILE]
+    harness runs list | show RUN | diff RUN_A RUN_B [--html FILE]
     harness suites [--protocol P]
+
+certify, demo and matrix take the report options --lab FILE, --lab-name, --client and --lang,
+and add each finished run to the run archive (--archive PATH, --no-archive; default
+$HARNESS_ARCHIVE, else ~/.local/share/protocol-harness/runs.sqlite).
 
 Exit codes of certify: 0 compliant, 1 not (or conditionally) compliant, 2 usage or harness
 error, 3 target unreachable.
@@ -19,6 +26,7 @@ import shlex
 import socket
 import sys
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Optional
 
 import typer
@@ -74,6 +82,52 @@ def _reachable(target, timeout: float = 3.0) -> str | None:
 # --------------------------------------------------------------------------- certify
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a run records for its report besides the cases: the lab block, the report's
+    language and the archive the finished run goes to."""
+
+    lab: Optional[Path] = None
+    lab_name: Optional[str] = None
+    client: Optional[str] = None
+    lang: str = "en"
+    archive: Optional[str] = None  # a path, "off", or None for the default archive
+
+    def check(self) -> None:
+        """A usage error now, before any case runs, for a bad lab file or language."""
+        from reports.i18n import UnknownLanguage, check_language
+
+        from .lab import LabError, load_lab
+
+        try:
+            check_language(self.lang)
+            if self.lab is not None:
+                load_lab(self.lab)
+        except (UnknownLanguage, LabError) as exc:
+            raise _usage_error(str(exc)) from None
+
+    def pytest_args(self) -> list[str]:
+        args = ["--harness-lang", self.lang]
+        if self.lab is not None:
+            args += ["--harness-lab", str(self.lab)]
+        if self.lab_name:
+            args += ["--harness-lab-name", self.lab_name]
+        if self.client:
+            args += ["--harness-client", self.client]
+        if self.archive:
+            args += ["--harness-archive", self.archive]
+        return args
+
+
+LAB_HELP = "lab file (YAML): laboratory, client, operator, signatories, observations (see simulators/profiles/example-lab.yaml)"
+
+
+def _report_options(lab, lab_name, client, lang, archive, no_archive) -> ReportOptions:
+    options = ReportOptions(lab, lab_name, client, lang, "off" if no_archive else (str(archive) if archive else None))
+    options.check()
+    return options
+
+
 @app.command()
 def certify(
     target: str = typer.Argument(..., help="device to test, e.g. modbus+tcp://192.0.2.10:502?unit=1"),
@@ -84,16 +138,24 @@ def certify(
     workers: int = typer.Option(0, "-n", help="run cases in parallel on N workers (pytest-xdist)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed, recorded in results.json"),
     verbose: bool = typer.Option(False, "-v", help="one line per case while running"),
+    lab: Optional[Path] = typer.Option(None, "--lab", help=LAB_HELP),
+    lab_name: Optional[str] = typer.Option(None, "--lab-name", help="name of the test laboratory (overrides the lab file's)"),
+    client: Optional[str] = typer.Option(None, "--client", help="name of the client the test is for (overrides the lab file's)"),
+    lang: str = typer.Option("en", "--lang", help="language of report.html: en or zh-CN"),
+    archive: Optional[Path] = typer.Option(None, "--archive", help="run archive to add the run to (default: $HARNESS_ARCHIVE or ~/.local/share/protocol-harness/runs.sqlite)"),
+    no_archive: bool = typer.Option(False, "--no-archive", help="do not add the run to the run archive"),
 ):
     """Run the conformance suites against TARGET and write the certification files."""
-    raise typer.Exit(run_certify(target, profile, suite, out, k, workers, seed, verbose, command=_command_line()))
+    options = _report_options(lab, lab_name, client, lang, archive, no_archive)
+    raise typer.Exit(run_certify(target, profile, suite, out, k, workers, seed, verbose, command=_command_line(), report=options))
 
 
 def _command_line() -> str:
     return "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None, verbose=False, command="") -> int:
+def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None, verbose=False, command="",
+                report: ReportOptions = ReportOptions()) -> int:
     target = _parse_target(target_text)
     suites = suites or [DEFAULT_SUITE.get(target.protocol, "")]
     for name in suites:
@@ -120,7 +182,7 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
     args = [str(SUITES_DIR / name) for name in suites]
     args += ["--target", target_text, "--profile", str(profile), "--harness-out", str(out), "-p", "no:cacheprovider",
              "--harness-command", command or f"harness certify {target.url}", "-o", "addopts=", "--rootdir", str(SUITES_DIR.parent)]
-    args += ["-rN", "-q" if not verbose else "-v", "--no-header", "--tb=no"]
+    args += ["-rN", "-q" if not verbose else "-v", "--no-header", "--tb=no", *report.pytest_args()]
     # A second certify in one process (harness demo) re-imports nothing, which pytest warns about.
     args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if k:
@@ -137,6 +199,9 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
         err.print("harness: no case was selected; check -k and --suite")
         return EXIT_USAGE
     _print_summary(results, out)
+    if report.archive != "off":
+        run_id = results["run"]["id"]
+        console.print(f"  run archive   harness runs show {run_id}")
     return _exit_code(results)
 
 
@@ -477,12 +542,17 @@ def _parse_faults(texts: list[str]):
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="where the reports go: one directory per protocol")):
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "--out", help="where the reports go: one directory per protocol"),
+    lang: str = typer.Option("en", "--lang", help="language of the reports: en or zh-CN"),
+    no_archive: bool = typer.Option(False, "--no-archive", help="do not add the runs to the run archive"),
+):
     """Simulate the bundled example device on every protocol and certify each face: reports in one command."""
     from simulators.device import start_device_in_thread
 
     from .profile import example_profile_path
 
+    options = _report_options(example_profile_path().with_name("example-lab.yaml"), None, None, lang, None, no_archive)
     path = example_profile_path()
     prof = _load_profile(path)
     console.print(f"Simulating {prof.name} from {path}")
@@ -492,7 +562,7 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="where the rep
             console.print(f"  {protocol} face listening on {url}")
         for protocol, url in device.urls.items():
             console.print("")
-            codes.append(run_certify(url, path, [], out / protocol, command=f"harness demo --out {out}"))
+            codes.append(run_certify(url, path, [], out / protocol, command=f"harness demo --out {out}", report=options))
     console.print("")
     for protocol in device.urls:
         report = (out / protocol / "report.html").resolve()
@@ -530,19 +600,41 @@ def probe(
 def report(
     results: Path = typer.Argument(..., help="a results.json written by certify or pytest --results-json"),
     out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default: report.html beside the results)"),
+    lang: str = typer.Option("en", "--lang", help="language of the report: en or zh-CN"),
+    lab: Optional[Path] = typer.Option(None, "--lab", help=LAB_HELP + "; replaces the lab block stored in the results"),
+    lab_name: Optional[str] = typer.Option(None, "--lab-name", help="name of the test laboratory"),
+    client: Optional[str] = typer.Option(None, "--client", help="name of the client the test is for"),
+    pdf: bool = typer.Option(False, "--pdf", help="also print the report to a PDF beside it (headless Chromium)"),
 ):
-    """Re-render the HTML report from stored results."""
+    """Re-render the HTML report (and a PDF) from stored results; results.json is not changed."""
     from reports.html import write_html
 
+    from .lab import load_lab, with_overrides
+
+    options = _report_options(lab, lab_name, client, lang, None, True)
     try:
         data = json.loads(results.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise _usage_error(f"cannot read {results}: {exc}") from None
-    if data.get("schema") != "harness.results/1":
-        raise _usage_error(f"{results} is not a harness results file (schema {data.get('schema')!r})")
+    if not isinstance(data, dict) or data.get("schema") != "harness.results/1":
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise _usage_error(f"{results} is not a harness results file (schema {schema!r})")
+    lab_block = None
+    if options.lab or lab_name or client:
+        stored = data.get("lab") if isinstance(data.get("lab"), dict) else None
+        lab_block = with_overrides(load_lab(options.lab) if options.lab else stored, lab_name=lab_name, client_name=client)
     target = out or results.with_name("report.html")
-    write_html(data, target)
+    write_html(data, target, lang=lang, lab=lab_block)
     console.print(f"Report: {target}")
+    if pdf:
+        from .browser import BrowserUnavailable
+        from .pdf import write_pdf
+
+        try:
+            pdf_path = write_pdf(target, target.with_suffix(".pdf"))
+        except BrowserUnavailable as exc:
+            raise _usage_error(str(exc)) from None
+        console.print(f"PDF:    {pdf_path}")
 
 
 @app.command()
@@ -575,6 +667,15 @@ def suites(
             for c in cases:
                 table.add_row(c["id"], c["level"], ", ".join(c["requirements"]), c["clause"], c["title"])
         console.print(table)
+
+
+from .cli_integrity import sign_command, verify_command  # noqa: E402  (commands of their own module)
+
+from .cli_runs import runs_app  # noqa: E402
+
+app.command("sign")(sign_command)
+app.command("verify")(verify_command)
+app.add_typer(runs_app, name="runs", help="the run archive: list, show and diff stored runs")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ RULES = {
     # integrity and the run archive: the canonical form of results.json, and nothing of the runs' machinery
     "harness.signing": ("cryptography", "harness.canonical"),
     "harness.store": ("harness.model", "harness.canonical"),
+    "harness.run_diff": ("harness.model", "harness.store"),
     "harness.lab": ("harness.profile_doc",),
     # Debian's Chromium through Playwright: PDF output and the browser tests
     "harness.browser": ("playwright",),
