@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: demo test setup system-packages bench clean
+.PHONY: demo test setup system-packages bench bench-report clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/modbus_throughput.py
+
+bench-report: $(STAMP)
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -632,7 +632,7 @@ def report(
 
         try:
             pdf_path = write_pdf(target, target.with_suffix(".pdf"))
-        except BrowserUnavailable as exc:
+        except (BrowserUnavailable, TimeoutError) as exc:
             raise _usage_error(str(exc)) from None
         console.print(f"PDF:    {pdf_path}")
 

@@ -70,6 +70,7 @@ class CaseRow:
     observed: str
     notes: list[str]
     frames: list[FrameRow]
+    connections: list[str]  # the frames' connections, in order of first use
     pcap_frames: str  # "12-15, 18": the case's packets in capture.pcap
     pcap_filter: str  # a tshark display filter selecting them
     failed: bool  # FAIL, ERROR, INCONCLUSIVE or unknown: the reader needs to see why
@@ -77,6 +78,8 @@ class CaseRow:
 
 
 def text(value: Any) -> str:
+    if type(value) is str:  # the common case, first: a large run calls this 200,000 times
+        return value
     if value is None:
         return ""
     if isinstance(value, str):
@@ -171,6 +174,11 @@ def frame_ranges(numbers: Any) -> tuple[str, str]:
     """[12, 13, 14, 18] -> ("12-14, 18", "frame.number in {12..14 18}"); a string is passed through."""
     if isinstance(numbers, str):
         return numbers, ""
+    if type(numbers) is list and numbers and type(numbers[0]) is int \
+            and all(type(b) is int and b - a == 1 for a, b in zip(numbers, numbers[1:])):
+        first, last = numbers[0], numbers[-1]  # the usual shape: one run of packets
+        return (str(first), f"frame.number == {first}") if first == last else \
+            (f"{first}-{last}", f"frame.number in {{{first}..{last}}}")
     try:
         nums = sorted({int(n) for n in numbers or []})
     except (TypeError, ValueError):
@@ -187,11 +195,14 @@ def frame_ranges(numbers: Any) -> tuple[str, str]:
     return shown, (f"frame.number in {{{members}}}" if spans else "")
 
 
-def anchor(case_id: str, index: int) -> str:
-    return f"case-{index}-" + re.sub(r"[^A-Za-z0-9_-]+", "_", case_id)[:80]
+def anchor(index: int) -> str:
+    """The id of a case's annex entry: short, because every link to the case repeats it."""
+    return f"case-{index}"
 
 
-def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any], _: Gettext, *, full_annex: bool) -> CaseRow:
+def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any], _: Gettext, *, full_annex: bool,
+             labels: Mapping[str, str] | None = None) -> CaseRow:
+    labels = labels if labels is not None else {v: _(label) for v, label in VERDICT_LABELS.items()}
     verdict = text(data.get("verdict")) or "ERROR"
     evidence = mapping(data.get("evidence"))
     notes = evidence.get("notes") or []
@@ -202,8 +213,9 @@ def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any]
     in_annex = failed or full_annex
     frames = evidence.get("frames") if isinstance(evidence.get("frames"), list) else []
     shown, tshark = frame_ranges(pcap_frames.get(case_id)) if case_id in pcap_frames else ("", "")
+    trace = frame_rows(frames, _, with_hex=failed) if in_annex else []
     return CaseRow(
-        anchor=anchor(case_id, index),
+        anchor=anchor(index),
         id=case_id,
         title=text(data.get("title")),
         suite=text(data.get("suite")),
@@ -211,7 +223,7 @@ def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any]
         level=text(data.get("level")),
         clause=text(data.get("clause")),
         verdict=verdict,
-        verdict_label=_(VERDICT_LABELS[verdict]) if verdict in VERDICT_LABELS else verdict,
+        verdict_label=labels.get(verdict, verdict),
         verdict_css=verdict_css(verdict),
         message=text(data.get("message")),
         duration=format_duration(data.get("duration_s")),
@@ -220,7 +232,8 @@ def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any]
         observed=text(evidence.get("observed")),
         notes=[text(n) for n in notes],
         # a passing case's trace is decoded text only; the bytes of a failure are evidence
-        frames=frame_rows(frames, _, with_hex=failed) if in_annex else [],
+        frames=trace,
+        connections=list(dict.fromkeys(f.conn for f in trace if f.conn)),
         pcap_frames=shown,
         pcap_filter=tshark,
         failed=failed,
@@ -243,5 +256,6 @@ _LEVEL_RANK = {lv.value: i for i, lv in enumerate(LEVEL_ORDER)}
 
 def case_rows(raw_cases: list[Mapping[str, Any]], pcap_frames: Mapping[str, Any], _: Gettext) -> list[CaseRow]:
     full = len(raw_cases) <= FULL_ANNEX_LIMIT
-    rows = [case_row(i, c, pcap_frames, _, full_annex=full) for i, c in enumerate(raw_cases)]
+    labels = {v: _(label) for v, label in VERDICT_LABELS.items()}
+    rows = [case_row(i, c, pcap_frames, _, full_annex=full, labels=labels) for i, c in enumerate(raw_cases)]
     return [row for _i, row in sorted(enumerate(rows), key=sort_key)]

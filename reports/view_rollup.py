@@ -58,8 +58,13 @@ class Overall:
 @dataclass(frozen=True, slots=True)
 class CaseLink:
     id: str
-    anchor: str
+    anchor: str  # "" when the case has no annex entry to link to
     css: str
+
+
+# A requirement lists every case up to this many; beyond, only the ones that did not pass
+# (a 10,000-case run would otherwise repeat each case id once more).
+LIST_ALL_CASES_UP_TO = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,8 @@ class RequirementRow:
     verdict: str
     verdict_label: str
     verdict_css: str
-    cases: list[CaseLink]
+    shown_cases: list[CaseLink]
+    more_cases: int  # passed or not applicable, not listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +154,10 @@ def requirement_rows(rows: list[CaseRow], suites: list[str], _: Gettext) -> list
 def _requirement_row(rid, suite, level, citation, summary, unit, cases: list[CaseRow], _: Gettext) -> RequirementRow:
     verdict = min((c.verdict for c in cases), key=lambda v: _SEVERITY.get(v, 1), default="NOT_TESTED")
     label = _(VERDICT_LABELS[verdict]) if verdict in VERDICT_LABELS else verdict
+    shown = cases if len(cases) <= LIST_ALL_CASES_UP_TO else [c for c in cases if c.failed]
     return RequirementRow(rid, suite, level, citation, summary, unit, verdict, label, verdict_css(verdict),
-                          [CaseLink(c.id, c.anchor, c.verdict_css) for c in cases])
+                          [CaseLink(c.id, c.anchor if c.in_annex else "", c.verdict_css) for c in shown],
+                          len(cases) - len(shown))
 
 
 def unit_rows(raw_cases: list[Mapping[str, Any]], suites: list[str], _: Gettext) -> list[GroupRow]:

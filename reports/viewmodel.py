@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -239,14 +239,15 @@ def build_view(results: Mapping[str, Any], *, lang: str = "en", lab: Mapping[str
     # {case id: [pcap frame numbers]} as harness.transport.pcap.write_pcap returns it
     pcap_frames = mapping(capture.get("frames")) or mapping(capture.get("frames_by_case"))
     rows = case_rows(raw_cases, pcap_frames, _)
-    summary = summarize(as_case_result(c) for c in raw_cases)
+    summary = summarize([as_case_result(c) for c in raw_cases])
     suite_names = list(summary["suites"])
     suites = suite_rows(summary, mapping(summary_in.get("coverage")), _)
     protocols = _run_protocols(target, suite_names)
     profiles = profile_rows(raw_cases, mapping(profile.get("claims")), suite_names, _)
     with_profile = {text(mapping(c).get("suite")) for c in raw_cases} if profiles else set()
     # the conclusion: a claimed profile where the suite has one, else the suite's own verdict
-    conclusions = [p for p in profiles if p.claimed] + [s for s in suites if s.name not in with_profile]
+    conclusions = [p for p in profiles if p.claimed] + [replace(s, name=_("Suite %(suite)s") % {"suite": s.name})
+                                                        for s in suites if s.name not in with_profile]
     requirements = requirement_rows(rows, suite_names, _)
 
     identity = identity_rows(mapping(profile.get("device")), mapping(dut.get("objects")), _)

@@ -3,8 +3,10 @@
 #   tshark        reads the capture.pcap the harness writes (tests decode it as Modbus/TCP)
 #   libmodbus-dev the C Modbus stack: benchmark reference server and the libmodbus peer
 #   gcc           compiles that reference server
+#   chromium      the headless browser of `harness report --pdf` and the browser tests (driven by Playwright)
+#   fonts-noto-cjk Chinese glyphs for the zh-CN report, on screen and in the PDF
 set -euo pipefail
-wanted=(tshark libmodbus-dev gcc)
+wanted=(tshark libmodbus-dev gcc chromium fonts-noto-cjk)
 missing=()
 for pkg in "${wanted[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
