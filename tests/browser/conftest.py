@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one headless Chromium per test session, the reports under test
+"""Fixtures of the browser tests: one headless Chromium per test module, the reports under test
 (made once per test run, also under xdist) and pages opened offline with their console watched.
 
 Chromium is Debian's, found by harness.browser.  Without it the tests skip on a developer's
@@ -51,9 +51,11 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """The session's headless Chromium (a Playwright Browser)."""
+    """The module's headless Chromium (a Playwright Browser).  Module-scoped, not session: while
+    Playwright's sync API is up, its event loop is the thread's running loop, and every test of
+    another module that calls asyncio.run() on the same worker would fail."""
     try:
         find_chromium()
     except ChromiumMissing as exc:
