@@ -26,14 +26,24 @@
       .replace("{shown}", String(shown)).replace("{total}", String(rows.length));
   }
 
-  function openTarget() {
-    var id = decodeURIComponent(window.location.hash.slice(1));
+  function openDetails(id) {
     var target = id ? document.getElementById(id) : null;
     if (target && target.tagName === "DETAILS") {
       target.open = true;
       target.scrollIntoView();
     }
   }
+
+  function openTarget() {
+    openDetails(decodeURIComponent(window.location.hash.slice(1)));
+  }
+
+  // A link to a case opens its evidence at once (hashchange comes later, and not at all when
+  // the hash is already that case's).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest('a[href^="#"]') : null;
+    if (link) openDetails(decodeURIComponent(link.getAttribute("href").slice(1)));
+  });
 
   search.addEventListener("input", apply);
   verdict.addEventListener("change", apply);
