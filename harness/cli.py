@@ -8,6 +8,7 @@
     harness sign RUN_DIR [--key FILE] [--new-key] [--signer NAME]
     harness verify RUN_DIR [--public-key FILE]
     harness runs list | show RUN | diff RUN_A RUN_B [--html FILE]
+    harness replay RUN CASE [--target URL]
     harness suites [--protocol P]
 
 certify, demo and matrix take the report options --lab FILE, --lab-name, --client and --lang,
@@ -671,10 +672,12 @@ def suites(
 
 from .cli_integrity import sign_command, verify_command  # noqa: E402  (commands of their own module)
 
+from .cli_replay import replay_command  # noqa: E402
 from .cli_runs import runs_app  # noqa: E402
 
 app.command("sign")(sign_command)
 app.command("verify")(verify_command)
+app.command("replay")(replay_command)
 app.add_typer(runs_app, name="runs", help="the run archive: list, show and diff stored runs")
 
 

@@ -64,12 +64,23 @@ class Frame:
 
 @dataclass
 class Evidence:
-    """What a case observed: the frames, and expected versus observed in words."""
+    """What a case observed: the frames, and expected versus observed in words.
+
+    Robustness cases add three blocks of plain data: `attack` (what was sent, at what rate),
+    `monitor` (the liveness monitor's timeline and what it found, harness.liveness) and
+    `replay` (the minimised input that broke the device, with its seed, for `harness replay`).
+    """
 
     frames: list[Frame] = field(default_factory=list)
     expected: str = ""
     observed: str = ""
     notes: list[str] = field(default_factory=list)
+    attack: dict[str, Any] | None = None
+    monitor: dict[str, Any] | None = None
+    replay: dict[str, Any] | None = None
+
+
+_OPTIONAL_EVIDENCE = ("attack", "monitor", "replay")
 
 
 @dataclass
@@ -95,6 +106,9 @@ class CaseResult:
         data = asdict(self)
         data["level"] = self.level.value
         data["verdict"] = self.verdict.value
+        for block in _OPTIONAL_EVIDENCE:  # only robustness cases have them: keep the others' results as they were
+            if data["evidence"][block] is None:
+                del data["evidence"][block]
         return data
 
     @classmethod
@@ -105,6 +119,7 @@ class CaseResult:
             expected=ev.get("expected", ""),
             observed=ev.get("observed", ""),
             notes=list(ev.get("notes", [])),
+            **{block: ev.get(block) for block in _OPTIONAL_EVIDENCE},
         )
         return cls(
             id=data["id"],

@@ -25,6 +25,7 @@ from typing import Any
 from .codec.modbus import datatypes
 from .codec.modbus.constants import FunctionCode, Table
 from .profile_opcua import default_node_id, opcua_summary, parse_opcua_section
+from .profile_robustness import RobustnessSection, parse_robustness_section, robustness_summary
 from .profile_doc import ProfileError, ProfileDoc, read_int, read_mapping
 
 __all__ = ["ProfileError", "Profile", "Point", "load_profile", "parse_profile"]
@@ -170,6 +171,7 @@ class Profile:
     modbus: ModbusSection | None
     points: tuple[Point, ...]
     opcua: Any = None  # profile_opcua.OpcuaSection when the device has an OPC UA face
+    robustness: RobustnessSection = RobustnessSection()  # test parameters of the robustness suites
 
     @property
     def name(self) -> str:
@@ -372,7 +374,7 @@ def load_profile(path: str | Path) -> Profile:
 
 def parse_profile(text: str, source: str = "<profile>") -> Profile:
     doc = ProfileDoc(source, text)
-    top = read_mapping(doc, doc.data, "", ("profile", "device", "modbus", "points", "opcua", "mqtt"))
+    top = read_mapping(doc, doc.data, "", ("profile", "device", "modbus", "points", "opcua", "mqtt", "robustness"))
     if top.get("profile") != SCHEMA:
         raise doc.error("profile", f"expected 'profile: {SCHEMA}' at the top, got {top.get('profile')!r}")
     device = read_mapping(doc, top.get("device", {}), "device", DEVICE_FIELDS)
@@ -386,7 +388,8 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
     elif any(p.table is None for p in points):
         bad = next(i for i, p in enumerate(points) if p.table is None)
         raise doc.error(f"points[{bad}]", "a point without table and address needs the device to have an opcua section")
-    return Profile(source=source, device=device, modbus=modbus, points=points, opcua=opcua)
+    robustness = parse_robustness_section(doc, top.get("robustness"))
+    return Profile(source=source, device=device, modbus=modbus, points=points, opcua=opcua, robustness=robustness)
 
 
 def _with_node_ids(doc: ProfileDoc, points: tuple[Point, ...], object_name: str) -> tuple[Point, ...]:
@@ -435,5 +438,6 @@ def profile_summary(profile: Profile) -> dict:
         claims, parameters = opcua_summary(profile.opcua)
         block.setdefault("claims", {})["opcua"] = claims
         block.setdefault("parameters", {})["opcua"] = parameters
+    block.setdefault("parameters", {})["robustness"] = robustness_summary(profile.robustness)
     block["points"] = len(profile.points)
     return block

@@ -116,3 +116,55 @@ def latency_chart(raw_cases: list[Mapping[str, Any]], _: Gettext) -> LatencyChar
         bins.append(HistogramBin(slot, round(HIST_HEIGHT * counts[i] / peak, 2), counts[i], label))
     n = len(latencies)
     return LatencyChart(bins, n, _ms(latencies[n // 2]), _ms(latencies[min(n - 1, int(n * 0.95))]), _ms(latencies[-1]))
+
+
+STRIP_WIDTH = 1000  # viewBox units of a monitor strip
+_STRIP_CSS = {"o": "m-ok", "w": "m-wrong", "m": "m-missing"}
+
+
+@dataclass(frozen=True, slots=True)
+class StripSegment:
+    x: float
+    width: float
+    css: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorStrip:
+    """The liveness monitor's timeline of one attack: answered / wrong / missing over time."""
+
+    segments: list[StripSegment]
+    attack_x: float
+    attack_width: float
+    span_ms: int
+
+
+def monitor_strip(monitor: Mapping[str, Any], labels: Mapping[str, str]) -> MonitorStrip | None:
+    """Geometry of the strip from a case's evidence["monitor"] (harness.liveness.LivenessReport.to_dict);
+    consecutive entries of one status are drawn as one segment."""
+    timeline = [entry for entry in monitor.get("timeline") or [] if isinstance(entry, (list, tuple)) and len(entry) == 2]
+    if not timeline:
+        return None
+    start = number(timeline[0][0]) or 0.0
+    end = max(number(monitor.get("end_ms")) or 0.0, (number(timeline[-1][0]) or 0.0) + 1)
+    span = max(end - start, 1.0)
+    runs: list[list] = []
+    for t, code in timeline:
+        t = number(t)
+        if t is None:
+            continue
+        if runs and runs[-1][1] == code:
+            continue
+        runs.append([t, code])
+    segments = []
+    for i, (t, code) in enumerate(runs):
+        until = runs[i + 1][0] if i + 1 < len(runs) else end
+        x = STRIP_WIDTH * (t - start) / span
+        width = max(STRIP_WIDTH * (until - t) / span, 0.5)
+        title = f"{labels.get(code, code)}: {t - start:.0f}–{until - start:.0f} ms"
+        segments.append(StripSegment(round(x, 2), round(width, 2), _STRIP_CSS.get(code, "m-missing"), title))
+    attack = monitor.get("attack_ms") or [start, start]
+    a0, a1 = (number(attack[0]) or start), (number(attack[1]) or start)
+    return MonitorStrip(segments, round(STRIP_WIDTH * (a0 - start) / span, 2),
+                        round(max(STRIP_WIDTH * (a1 - a0) / span, 1), 2), int(span))

@@ -75,6 +75,7 @@ class CaseRow:
     pcap_filter: str  # a tshark display filter selecting them
     failed: bool  # FAIL, ERROR, INCONCLUSIVE or unknown: the reader needs to see why
     in_annex: bool
+    robustness: Any = None  # view_robustness.RobustnessView for a robustness case
 
 
 def text(value: Any) -> str:
@@ -200,6 +201,12 @@ def anchor(index: int) -> str:
     return f"case-{index}"
 
 
+def robustness_view(evidence, _):
+    from .view_robustness import robustness_view as view  # imports charts, which imports this module
+
+    return view(evidence, _)
+
+
 def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any], _: Gettext, *, full_annex: bool,
              labels: Mapping[str, str] | None = None) -> CaseRow:
     labels = labels if labels is not None else {v: _(label) for v, label in VERDICT_LABELS.items()}
@@ -238,6 +245,8 @@ def case_row(index: int, data: Mapping[str, Any], pcap_frames: Mapping[str, Any]
         pcap_filter=tshark,
         failed=failed,
         in_annex=in_annex,
+        robustness=robustness_view(evidence, _) if in_annex and (evidence.get("monitor") or evidence.get("attack")
+                                                                  or evidence.get("replay")) else None,
     )
 
 

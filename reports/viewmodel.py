@@ -164,6 +164,8 @@ def _run_protocols(target: Mapping[str, Any], suites: list[str]) -> set[str]:
         cat = catalogue(suite)
         if cat is not None and cat.protocol:
             protocols.add(cat.protocol)
+        if suite.endswith("_robustness"):
+            protocols.add("robustness")  # the robustness suites' parameters are a block of their own
     return protocols
 
 

@@ -10,6 +10,11 @@ A fault is written `NAME[=VALUE][:fc=N][:every=N]`:
     exception=CODE     answer with that exception code instead (the request is not executed)
     truncate           send the response minus its last byte
     close-mid-reply    send the first half of the response, then close the connection
+    lose-writes        acknowledge a write (FC05, 06, 15, 16) but do not store it: data loss
+    hang-on-bad-length=MS
+                       a frame whose MBAP length is out of range (below 2 or above 254) makes
+                       the whole simulator silent, on every connection, for MS milliseconds
+                       (0: for good) -- a firmware with a framing bug, for the robustness suite
 
     :fc=N              only requests with function code N
     :every=N           only every Nth matching request (the Nth, 2Nth, ...), counted over the
@@ -36,7 +41,10 @@ FAULT_KINDS: dict[str, tuple[str | None, int, int]] = {
     "exception": ("exception code", 1, 255),
     "truncate": (None, 0, 0),
     "close-mid-reply": (None, 0, 0),
+    "lose-writes": (None, 0, 0),
+    "hang-on-bad-length": ("milliseconds", 0, 3_600_000),
 }
+WRITE_FUNCTION_CODES = frozenset((0x05, 0x06, 0x0F, 0x10))
 
 
 class FaultSyntaxError(ValueError):

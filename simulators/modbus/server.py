@@ -27,6 +27,7 @@ import heapq
 import logging
 import socket
 import struct
+import time
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,10 +37,13 @@ from harness.profile import Profile, load_profile
 
 from .datastore import DataStore
 from .engine import ModbusEngine, exception_pdu
-from .faults import Fault, parse_fault
+from .faults import WRITE_FUNCTION_CODES, Fault, parse_fault
 
 log = logging.getLogger("simulators.modbus")
 
+# A connection storm opens hundreds of connections at once; the default backlog (100) would
+# make the kernel drop SYNs and the storm measure its own retries.
+LISTEN_BACKLOG = 1024
 _MBAP = struct.Struct(">HHHB")  # transaction id, protocol id, length, unit id
 _LENGTH = struct.Struct(">H")
 _KEEP_OPEN, _CLOSE_NOW, _CLOSE_LATER = 0, 1, 2  # what a fault does to the connection
@@ -170,7 +174,7 @@ class _Connection(asyncio.Protocol):
 
     def _data_received_with_faults(self, data: bytes) -> None:
         try:
-            if self.closing:
+            if self.closing or self.simulator.hung():
                 return
             rx = self.rx
             rx += data
@@ -183,6 +187,7 @@ class _Connection(asyncio.Protocol):
                 if length < MBAP_MIN_LENGTH or length > MBAP_MAX_LENGTH:
                     if out:
                         self.write(out)
+                    self.simulator.hang_if_faulted("hang-on-bad-length")
                     self._bad_length(length)
                     return
                 end = pos + 6 + length
@@ -210,6 +215,8 @@ class _Connection(asyncio.Protocol):
         kinds = {f.kind: f for f in hits}
         if "exception" in kinds:
             pdu = exception_pdu(fc, kinds["exception"].value or 0)  # the request is not executed
+        elif "lose-writes" in kinds and fc in WRITE_FUNCTION_CODES and len(request) >= 5:
+            pdu = request[:5]  # the normal answer (echo, or address and quantity) of a write never made
         else:
             pdu = self.simulator.engine.handle_pdu(request)
             if pdu is None:
@@ -303,6 +310,16 @@ class ModbusSimulator:
         self.unit_ok = bytes(unit_ok)
         self.connections: set[_Connection] = set()
         self._server: asyncio.AbstractServer | None = None
+        self._hung_until: float | None = None  # hang-on-bad-length: silent until then (inf: for good)
+
+    def hang_if_faulted(self, kind: str) -> None:
+        """A hang fault of `kind` was triggered: go silent for its time (0: for good)."""
+        for fault in self.faults:
+            if fault.kind == kind:
+                self._hung_until = time.monotonic() + fault.value / 1000 if fault.value else float("inf")
+
+    def hung(self) -> bool:
+        return self._hung_until is not None and time.monotonic() < self._hung_until
 
     @property
     def url(self) -> str:
@@ -311,7 +328,8 @@ class ModbusSimulator:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port, reuse_address=True)
+        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port, reuse_address=True,
+                                                 backlog=LISTEN_BACKLOG)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("modbus simulator for %s listening on %s", self.profile.name, self.url)
 

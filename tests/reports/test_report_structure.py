@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from harness.canonical import canonical_sha256
 from harness.model import Level, Verdict
 from reports.html import render_html
@@ -170,3 +172,29 @@ def test_certificate_states_device_profile_verdict_and_hash():
     cert = parse(html[html.index('id="certificate"'):]).all_text()
     for expected in ("ACME PLC-1", "Not compliant", "Lab <One>", "ACME Corp", "run-42", canonical_sha256(data), "R. Eviewer"):
         assert expected in cert
+
+
+def test_robustness_cases_show_the_monitor_strip_the_attack_and_the_replay_input():
+    data = results([case("ROB-MB-FLOOD", Verdict.FAIL, suite="modbus_robustness", requirements=["ROB-62443-CR7.1-FLOOD"],
+                         message="stopped answering")])
+    data["cases"][0]["evidence"].update({
+        "attack": {"name": "flood", "sent": 1000, "replies": 400, "rate_per_s": 498.7, "duration_s": 2.0,
+                   "notes": ["<b>peer</b> stopped reading"]},
+        "monitor": {"ok": False, "interval_ms": 50, "attack_ms": [500, 2500], "recovery_limit_ms": 2000,
+                    "counts": {"during": {"ok": 10, "wrong": 1, "missing": 29}, "after": {"ok": 5, "wrong": 0, "missing": 0}},
+                    "recovered_after_ms": 350.0, "problems": ["stopped answering at +0.50 s for 1.45 s"],
+                    "timeline": [[0, "o"], [50, "o"], [550, "m"], [2000, "w"], [2050, "o"]], "end_ms": 3000},
+        "replay": {"protocol": "modbus", "frames": ["000000000000010100000001"], "kind": "malformed:mbap-length-zero",
+                   "seed": 42},
+    })
+    html = render_html(data)
+    page = parse(html)
+    strip = [a for t, a in page.tags if t == "rect" and a.get("class", "").startswith("m-")]
+    assert [a["class"] for a in strip] == ["m-ok", "m-missing", "m-wrong", "m-ok"]  # runs merged, in time order
+    assert float(strip[1]["x"]) == pytest.approx(1000 * 550 / 3000, abs=0.01)
+    text = page.all_text()
+    for expected in ("499/s", "10 / 1 / 29", "350 ms (limit 2000 ms)", "stopped answering at +0.50 s for 1.45 s",
+                     "000000000000010100000001", "malformed:mbap-length-zero", "harness replay RUN_DIRECTORY ROB-MB-FLOOD",
+                     "<b>peer</b> stopped reading"):
+        assert expected in text, expected
+    assert "<b>peer</b>" not in html  # a note from the attack is data

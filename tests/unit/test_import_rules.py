@@ -20,6 +20,15 @@ RULES = {
     "harness.store": ("harness.model", "harness.canonical"),
     "harness.run_diff": ("harness.model", "harness.store"),
     "harness.lab": ("harness.profile_doc",),
+    "harness.profile_robustness": ("harness.profile_doc",),
+    # robustness: generated input, socket-level attacks, the liveness monitor, the fuzz loop
+    "harness.strategies": ("hypothesis", "harness.codec", "harness.strategies"),
+    "harness.attacks": (),
+    "harness.liveness": ("harness.model",),
+    "harness.liveness_modbus": ("harness.codec", "harness.liveness"),
+    "harness.fuzz": ("hypothesis", "harness.strategies"),
+    "harness.replay": ("harness.attacks", "harness.codec", "harness.liveness", "harness.liveness_modbus", "harness.target",
+                       "harness.store"),
     # Debian's Chromium through Playwright: PDF output and the browser tests
     "harness.browser": ("playwright",),
     "harness.pdf": ("harness.browser", "playwright"),
@@ -61,6 +70,11 @@ RULES = {
     "conformance_suites.opcua_client": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
                                         "harness.profile_opcua", "harness.requirements", "harness.opcua", "harness.transport",
                                         "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
+    # the robustness suite attacks with harness.attacks and watches with harness.liveness
+    "conformance_suites.modbus_robustness": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
+                                             "harness.transport", "harness.attacks", "harness.liveness",
+                                             "harness.liveness_modbus", "harness.fuzz", "harness.strategies",
+                                             "conformance_suites", "hypothesis", "pytest"),
     "conformance_suites.interop_grid": ("harness.conformance", "harness.peers", "harness.adapters", "harness.transport", "pytest"),
     "conformance_suites.interop_opcua": ("harness.conformance", "harness.model", "harness.profile", "harness.profile_opcua",
                                          "harness.certs", "harness.adapters", "harness.peers", "harness.transport",

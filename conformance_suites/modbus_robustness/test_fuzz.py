@@ -1,0 +1,122 @@
+"""Generated input: malformed frames and boundary values, while the device is watched.
+
+Each case draws up to `fuzz_examples` inputs from a Hypothesis strategy (harness.strategies),
+sends each on a connection of its own and checks that the device still answers reads of its
+known points. The first input after which it does not (or, for boundary values, that gets no
+answer at all) is shrunk to the simplest input that still does it; that input, its seed and the
+exchange are the evidence, and `harness replay RUN CASE` sends it again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness.attacks import Outcome, modbus_tcp_reply_length, send_each
+from harness.codec.modbus.describe import describe_tcp
+from harness.conformance import case, fail
+from harness.fuzz import FuzzResult, find_breaking_input
+from harness.model import Frame
+from harness.strategies.modbus import boundary_adus, malformed_adus
+
+from .support import AP, IEC, IG, Liveness
+
+REPLY_TIMEOUT_S = 0.5
+# A frame the spec lets the device discard (broken framing, a non-zero protocol id) gets only a
+# glance for an answer: what counts is whether the device still serves the monitor afterwards.
+DISCARDED_REPLY_TIMEOUT_S = 0.02
+BOUNDARY_FUNCTION_CODES = {1, 2, 3, 4, 5, 6, 15, 16, 22, 23}  # the codes harness.strategies builds boundary requests for
+
+
+def _send(dut):
+    def send(frame) -> Outcome:
+        wait = REPLY_TIMEOUT_S if frame.expect_reply else DISCARDED_REPLY_TIMEOUT_S
+        return send_each(dut.target.host, dut.target.port, [frame.data], reply_length=modbus_tcp_reply_length,
+                         reply_timeout_s=wait)[0]
+    return send
+
+
+def _silence(frame, outcome: Outcome) -> str:
+    """Boundary values must be answered: normally, or with an exception response (AP §7)."""
+    if frame.expect_reply and outcome.reply is None:
+        return "no answer" + (" (the device closed the connection)" if outcome.closed else f" within {REPLY_TIMEOUT_S:g} s")
+    return ""
+
+
+def _tables(dut) -> dict[str, tuple[int, int]]:
+    return {table.value: (extent.start, extent.count) for table, extent in dut.mb.tables.items()}
+
+
+def replay_checks(known_points) -> list[dict]:
+    """The known points as the replay block stores them, for `harness replay`'s liveness check."""
+    return [{"table": c.table, "address": c.address, "count": c.count,
+             "expected": list(c.expected) if c.expected is not None else None} for c in known_points]
+
+
+def _record(dut, evidence, result: FuzzResult, rob, case_id: str, known_points) -> None:
+    evidence.attack = {"name": case_id, **result.to_dict()}
+    if result.broke is None:
+        return
+    outcome: Outcome = result.reply
+    now_mono, now_wall = time.monotonic(), time.time()
+    conn = f"->{dut.target.host}:{dut.target.port}"
+    evidence.frames.append(Frame("tx", now_mono, now_wall, result.broke.data.hex(),
+                                 f"{result.broke.kind}: {describe_tcp(result.broke.data, is_response=False)}", conn))
+    if outcome is not None and outcome.reply:
+        evidence.frames.append(Frame("rx", now_mono + outcome.elapsed_s, now_wall + outcome.elapsed_s, outcome.reply.hex(),
+                                     describe_tcp(outcome.reply, is_response=True), conn))
+    evidence.replay = {
+        "protocol": "modbus",
+        "frames": [result.broke.data.hex()],
+        "kind": result.broke.kind,
+        "seed": result.seed,
+        "reply_timeout_s": REPLY_TIMEOUT_S,
+        "recovery_s": rob.recovery_time_ms / 1000,
+        "answer_within_s": rob.monitor_timeout_ms / 1000,
+        "problem": result.problem,
+        "unit": dut.unit,
+        "checks": replay_checks(known_points),
+    }
+
+
+def _fuzz(dut, evidence, rob, known_points, harness_seed, strategy, case_id, judge=None) -> FuzzResult:
+    alive = Liveness(dut, known_points, rob.monitor_timeout_ms / 1000)
+    if not alive(rob.recovery_time_ms / 1000):
+        fail("the device does not answer reads of its known points before any input was sent",
+             expected="an answer to each monitor read", observed="none")
+    result = find_breaking_input(strategy, _send(dut), alive, examples=rob.fuzz_examples, run_seed=harness_seed,
+                                 answer_within_s=rob.monitor_timeout_ms / 1000, recovery_s=rob.recovery_time_ms / 1000,
+                                 judge=judge)
+    _record(dut, evidence, result, rob, case_id, known_points)
+    evidence.notes.append(f"{result.tried} inputs sent in {result.duration_s:.1f} s (seed {result.seed}); "
+                          f"kinds: {', '.join(f'{k} x{n}' for k, n in sorted(result.kinds.items()))}")
+    return result
+
+
+def _which(result: FuzzResult) -> str:
+    if result.minimised:
+        return f"the simplest of {result.tried} inputs"
+    return f"input {result.generated}; not minimised: the device did not come back within the recovery time"
+
+
+@case("ROB-MB-MALFORMED", "Malformed frames neither stop the device nor change its data",
+      requirements=["ROB-62443-CR3.5-INPUT", "ROB-MBTCP-4.4.2-DISCARD"], level="MUST",
+      clause=f"{IEC} §CR 3.5; {IG} §4.4.2.2")
+def test_malformed_frames(dut, evidence, rob, known_points, harness_seed):
+    result = _fuzz(dut, evidence, rob, known_points, harness_seed, malformed_adus(dut.unit), "ROB-MB-MALFORMED")
+    if result.broke is not None:
+        fail(f"{result.problem} after {result.broke.kind} ({len(result.broke.data)} bytes, {_which(result)}; "
+             "replay: harness replay RUN ROB-MB-MALFORMED)",
+             expected="the frame discarded or answered, and the device still serving",
+             observed=f"{result.broke.describe()}: {result.problem}")
+
+
+@case("ROB-MB-BOUNDARY", "Requests at and beyond the limits are answered and leave the device serving",
+      requirements=["ROB-MBAP-7-BOUNDARY", "ROB-62443-CR3.5-INPUT"], level="MUST", clause=f"{AP} §7; {IEC} §CR 3.5")
+def test_boundary_values(dut, evidence, rob, known_points, harness_seed):
+    claimed = sorted(fc for fc in dut.mb.function_codes if fc in BOUNDARY_FUNCTION_CODES)
+    strategy = boundary_adus(dut.unit, tables=_tables(dut), function_codes=claimed or None)
+    result = _fuzz(dut, evidence, rob, known_points, harness_seed, strategy, "ROB-MB-BOUNDARY", judge=_silence)
+    if result.broke is not None:
+        fail(f"{result.problem} for {result.broke.kind} ({_which(result)}; replay: harness replay RUN ROB-MB-BOUNDARY)",
+             expected="a normal answer or an exception response, and the device still serving",
+             observed=f"{result.broke.describe()}: {result.problem}")

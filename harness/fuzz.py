@@ -1,0 +1,126 @@
+"""Find the smallest input that breaks a device: Hypothesis generates, we send, we watch.
+
+`find_breaking_input(strategy, send, alive, ...)` draws inputs (FuzzFrame, harness.strategies)
+from `strategy`, sends each with `send` and asks `alive` whether the device still answers. The
+first input after which it does not is a failure, and Hypothesis shrinks it: it replays simpler
+inputs and keeps the simplest one that still breaks the device.
+
+Shrinking needs a device that is alive before each try. So before every input the device must
+answer within the recovery time; if it does not (it died for good, or is still recovering), the
+try is marked invalid (`assume(False)`) rather than blamed on the input at hand: the verdict then
+rests on the simplest input seen to break a device that was alive when it was sent.
+
+The run is repeatable: the seed fixes the inputs, and the result records it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
+from hypothesis import strategies as st
+
+from .strategies import FuzzFrame
+
+Send = Callable[[FuzzFrame], Any]  # sends one input; returns what came back (for the record)
+Alive = Callable[[float], bool]  # alive(within_s): does the device answer within that time?
+Judge = Callable[[FuzzFrame, Any], str]  # what is wrong with this answer to this input ("" when nothing)
+
+
+DEAD_AFTER = 3  # consecutive waits in vain before the device is taken for dead
+DEAD_GLANCE_S = 0.1
+
+
+class _DeviceBroke(Exception):
+    """Raised inside the Hypothesis test: the device stopped answering after this input."""
+
+
+@dataclass
+class FuzzResult:
+    seed: int
+    tried: int = 0  # inputs sent, shrinking included
+    generated: int = 0  # inputs drawn before the first failure (or all of them)
+    duration_s: float = 0.0
+    kinds: dict[str, int] = field(default_factory=dict)  # inputs sent per kind
+    broke: FuzzFrame | None = None  # the simplest input that broke the device
+    reply: Any = None  # what `send` returned for it
+    problem: str = ""  # what was wrong: the device stopped answering, or the judge's finding
+    device_dead_at_end: bool = False
+    # Shrinking needs the device back after a failure; one that never came back leaves the
+    # first input that broke it, not the simplest.
+    minimised: bool = False
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.tried / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, "tried": self.tried, "generated": self.generated, "duration_s": round(self.duration_s, 3),
+                "rate_per_s": round(self.rate_per_s, 1), "kinds": dict(sorted(self.kinds.items())),
+                "broke": self.broke.describe() if self.broke else None, "problem": self.problem,
+                "minimised": self.minimised}
+
+
+def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, alive: Alive, *, examples: int,
+                        run_seed: int, answer_within_s: float, recovery_s: float, judge: Judge | None = None,
+                        shrink: bool = True) -> FuzzResult:
+    """Send up to `examples` inputs; return what was tried and, if the device broke, the simplest
+    input that broke it (see the module docstring).
+
+    After each input the device must answer within `answer_within_s` (the monitor's timeout: a
+    device that stalls for seconds after one frame is broken by it, even if it comes back).
+    Before each input while shrinking, it may take `recovery_s` to come back.  With `judge`, an
+    input whose answer the judge finds wrong (e.g. silence where the spec requires an answer)
+    counts as breaking too."""
+    result = FuzzResult(seed=run_seed)
+    failing_seen = False
+    # Hypothesis only tries an input while shrinking when it is simpler than the best failure so
+    # far, so the last input that broke the device is the simplest one.
+    last_break: list[tuple[FuzzFrame, Any, str]] = []
+    dead_streak = [0]
+    start = time.monotonic()
+
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=False, report_multiple_bugs=False,
+              suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink) if shrink else (Phase.generate,),
+              print_blob=False)
+    @seed(run_seed)
+    @given(strategy)
+    def attempt(frame: FuzzFrame) -> None:
+        nonlocal failing_seen
+        if failing_seen:
+            # After a few waits in vain the device is taken for dead: later tries only glance,
+            # so that shrinking against a dead device ends in seconds, not minutes.
+            if not alive(recovery_s if dead_streak[0] < DEAD_AFTER else DEAD_GLANCE_S):
+                dead_streak[0] += 1
+                assume(False)  # the device is down before this input: it cannot be blamed on it
+            dead_streak[0] = 0
+            result.minimised = True
+        result.tried += 1
+        if not failing_seen:
+            result.generated += 1
+        result.kinds[frame.kind] = result.kinds.get(frame.kind, 0) + 1
+        reply = send(frame)
+        problem = judge(frame, reply) if judge else ""
+        if not alive(answer_within_s):
+            back = "and did not come back" if not alive(recovery_s) else f"for more than {answer_within_s:g} s"
+            problem = f"the device stopped answering reads of its known points {back}"
+        if problem:
+            failing_seen = True
+            last_break.append((frame, reply, problem))
+            raise _DeviceBroke(f"{frame.describe()}: {problem}")
+
+    try:
+        attempt()
+    except Exception:
+        # _DeviceBroke for the final replay of the simplest failure; or, when the device stayed
+        # down, Hypothesis's complaint that the replay did not fail again (it was invalid)
+        if not last_break:
+            raise
+    if last_break:
+        result.broke, result.reply, result.problem = last_break[-1]
+        result.device_dead_at_end = not alive(recovery_s)
+    result.duration_s = time.monotonic() - start
+    return result

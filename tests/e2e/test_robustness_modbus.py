@@ -1,0 +1,104 @@
+"""The Modbus robustness suite end to end: the bundled simulator passes every case and stays
+within bounded memory; planted weaknesses (a framing bug that silences the device, writes that
+are acknowledged and lost) FAIL the cases naming them, with the minimised input or the shortest
+write sequence as evidence; `harness replay` shows the failure again on a fresh device and not
+on a sound one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.peers.base import PeerProcess, python_peer_env
+from harness.profile import example_profile_path
+
+from .helpers import HARNESS, certify, verdicts
+
+ROBUSTNESS = ["--suite", "modbus_robustness", "--no-archive"]
+
+
+def _simulator(*faults: str) -> PeerProcess:
+    argv = [sys.executable, "-m", "harness.cli", "simulate", str(example_profile_path()), "--protocol", "modbus"]
+    for fault in faults:
+        argv += ["--fault", fault]
+    return PeerProcess("simulator", argv, scheme="modbus+tcp", env=python_peer_env(), startup_timeout=60)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def _replay(run: Path, case: str, url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*HARNESS, "replay", str(run), case, "--target", url], capture_output=True, text=True, timeout=120)
+
+
+def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
+    with _simulator() as sim:
+        before = _rss_kib(sim.pid)
+        code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS)
+        after = _rss_kib(sim.pid)
+    assert data is not None, output
+    bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
+    assert bad == {}, output
+    assert code == 0
+    print(f"simulator RSS before {before} KiB, after the robustness suite {after} KiB")
+    # the floods, storms and fuzzing leave no growth behind beyond the allocator's slack
+    assert after - before < 32 * 1024, f"simulator RSS grew from {before} to {after} KiB"
+    for case in data["cases"]:
+        if case["id"] in ("ROB-MB-FLOOD", "ROB-MB-STORM", "ROB-MB-IDLE", "ROB-MB-SLOW"):
+            monitor = case["evidence"]["monitor"]
+            assert monitor["ok"] and monitor["counts"]["during"]["ok"] > 0, case["id"]
+
+
+def test_planted_weaknesses_fail_with_minimised_evidence_and_replay(tmp_path):
+    with _simulator("hang-on-bad-length=1500", "lose-writes:every=7") as sim:
+        code, data, output = certify(sim.url, tmp_path / "run", *ROBUSTNESS, "-k", "MALFORMED or STATEFUL")
+    assert data is not None and code == 1, output
+    got = verdicts(data)
+    assert got == {"ROB-MB-MALFORMED": "FAIL", "ROB-MB-STATEFUL-REGISTERS": "FAIL", "ROB-MB-STATEFUL-COILS": "FAIL"}, output
+    cases = {c["id"]: c for c in data["cases"]}
+    malformed = cases["ROB-MB-MALFORMED"]["evidence"]
+    replay = malformed["replay"]
+    # the suite found, without being told, that a bad MBAP length silences the device, and shrank
+    # it to a bare header: no frame of that kind is shorter than 7 bytes or needs more than 13
+    assert replay["kind"] in ("malformed:mbap-length-zero", "malformed:mbap-length-one", "malformed:oversized"), replay
+    assert malformed["attack"]["minimised"] is True
+    if replay["kind"] != "malformed:oversized":
+        assert len(bytes.fromhex(replay["frames"][0])) <= 13, replay
+    assert replay["seed"] == data["run"]["seed"]
+    stateful = cases["ROB-MB-STATEFUL-REGISTERS"]["evidence"]
+    assert "do not hold what was last written" in cases["ROB-MB-STATEFUL-REGISTERS"]["message"]
+    assert stateful["replay"]["frames"] and any(n.startswith("1. ") for n in stateful["notes"])
+
+    with _simulator("hang-on-bad-length=0") as fresh:
+        shown = _replay(tmp_path / "run", "ROB-MB-MALFORMED", fresh.url)
+    assert shown.returncode == 1 and "REPRODUCED" in shown.stdout, shown.stdout + shown.stderr
+    with _simulator() as sound:
+        clean = _replay(tmp_path / "run", "ROB-MB-MALFORMED", sound.url)
+    assert clean.returncode == 0 and "Not reproduced" in clean.stdout, clean.stdout + clean.stderr
+
+
+def test_a_device_that_stays_silent_fails_without_hanging_the_run(tmp_path):
+    """A device that goes silent for good: the fuzz case FAILs with the first input that did it
+    (it cannot be shrunk without the device coming back) and every later case ends too."""
+    with _simulator("hang-on-bad-length=0") as sim:
+        code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS, "-k", "MALFORMED or FLOOD")
+    assert data is not None and data["run"]["status"] == "finished", output
+    got = verdicts(data)
+    assert got["ROB-MB-MALFORMED"] == "FAIL", output
+    assert got["ROB-MB-FLOOD"] in ("FAIL", "ERROR"), output
+    assert data["cases"][0]["evidence"]["attack"]["minimised"] is False or "not minimised" in data["cases"][0]["message"]
+
+
+@pytest.mark.parametrize("case", ["ROB-MB-NOPE"])
+def test_replay_names_the_cases_that_have_input(tmp_path, case):
+    with _simulator("hang-on-bad-length=1500") as sim:
+        certify(sim.url, tmp_path, *ROBUSTNESS, "-k", "MALFORMED")
+        result = _replay(tmp_path, case, sim.url)
+    assert result.returncode == 2 and "ROB-MB-MALFORMED" in result.stderr, result.stderr

@@ -1,0 +1,72 @@
+"""harness.fuzz against the bundled simulator with planted framing bugs: the search finds the
+input kind that silences the device without being told it, shrinks it when the device comes
+back, and says so when it cannot."""
+
+from __future__ import annotations
+
+import time
+
+from harness.attacks import modbus_tcp_reply_length, send_each
+from harness.fuzz import find_breaking_input
+from harness.liveness import OK
+from harness.liveness_modbus import checks_from_profile, modbus_probe
+from harness.profile import example_profile_path, load_profile
+from harness.strategies.modbus import malformed_adus
+from simulators.modbus.faults import parse_fault
+from simulators.modbus.server import start_in_thread
+
+BAD_LENGTH_KINDS = {"malformed:mbap-length-zero", "malformed:mbap-length-one", "malformed:oversized"}
+
+
+def _fuzz(port: int, examples: int, seed: int = 7):
+    profile = load_profile(example_profile_path())
+    probe = modbus_probe("127.0.0.1", port, 1, checks_from_profile(profile))
+
+    def alive(within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
+        while True:
+            if probe(0.3)[0] == OK:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def send(frame):
+        return send_each("127.0.0.1", port, [frame.data], reply_length=modbus_tcp_reply_length, reply_timeout_s=0.02)[0]
+
+    return find_breaking_input(malformed_adus(1), send, alive, examples=examples, run_seed=seed,
+                               answer_within_s=0.3, recovery_s=1.0)
+
+
+def test_a_sound_device_survives_the_malformed_frames():
+    with start_in_thread(load_profile(example_profile_path())) as sim:
+        result = _fuzz(sim.port, examples=60)
+    assert result.broke is None
+    assert result.tried == 60 and len(result.kinds) > 5  # many kinds of malformation were sent
+
+
+def test_the_input_that_silences_a_device_is_found_and_shrunk():
+    with start_in_thread(load_profile(example_profile_path()), [parse_fault("hang-on-bad-length=400")]) as sim:
+        result = _fuzz(sim.port, examples=200)
+    assert result.broke is not None, "the planted framing bug was not found"
+    assert result.broke.kind in BAD_LENGTH_KINDS
+    assert result.minimised
+    if result.broke.kind != "malformed:oversized":
+        assert len(result.broke.data) <= 13  # a bare MBAP header and a byte or two
+    assert "stopped answering" in result.problem
+    assert result.to_dict()["seed"] == 7
+
+
+def test_the_same_seed_finds_the_same_input():
+    found = []
+    for _ in range(2):
+        with start_in_thread(load_profile(example_profile_path()), [parse_fault("hang-on-bad-length=400")]) as sim:
+            found.append(_fuzz(sim.port, examples=200, seed=11).broke)
+    assert found[0] == found[1]
+
+
+def test_a_device_that_never_comes_back_gives_the_first_input_unshrunk():
+    with start_in_thread(load_profile(example_profile_path()), [parse_fault("hang-on-bad-length=0")]) as sim:
+        result = _fuzz(sim.port, examples=100)
+    assert result.broke is not None and result.broke.kind in BAD_LENGTH_KINDS
+    assert not result.minimised and result.device_dead_at_end
