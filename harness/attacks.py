@@ -645,11 +645,14 @@ def connection_storm(
     payload: bytes | None = None,
     linger_reset: bool = False,
     connect_timeout_s: float = 2.0,
+    deadline_s: float | None = None,
 ) -> AttackResult:
     """Open `count` connections one after another and drop each at once: sending `payload`
     first when given, closing with RST (SO_LINGER 0) when `linger_reset`.  `rate_per_s`
     paces the opens on a fixed schedule (0 = as fast as possible).  `sent` counts the
-    connections that were opened (and, with a payload, took it)."""
+    connections that were opened (and, with a payload, took it).  With `deadline_s`, no
+    connection is begun after that many seconds (a device whose backlog is full makes every
+    connect wait for its timeout)."""
     how = "RST" if linger_reset else "FIN"
     name = f"connection storm x {count} ({how})"
     failures: Counter = Counter()
@@ -657,11 +660,15 @@ def connection_storm(
     opened = 0
     slowest, slow = 0.0, 0
     start = time.perf_counter()
+    stopped_at = None
     for i in range(count):
         if rate_per_s > 0:
             pause = start + i / rate_per_s - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
+        if deadline_s is not None and time.perf_counter() - start >= deadline_s:
+            stopped_at = i
+            break
         began = time.perf_counter()
         sock, why = _connect(host, port, connect_timeout_s)
         took = time.perf_counter() - began
@@ -682,6 +689,8 @@ def connection_storm(
     duration = time.perf_counter() - start
     notes = _grouped(failures, count, "connections") + _grouped(payload_failures, count, "connections")
     notes.append(f"{opened} of {count} connections opened and closed with {how}")
+    if stopped_at is not None:
+        notes.append(f"stopped after {stopped_at} connection attempts: the {deadline_s:g} s deadline passed")
     if slow:
         notes.append(
             f"{_plural(slow, 'connect')} took {_SLOW_CONNECT_S:g} s or more (slowest {slowest:.2f} s): the SYN was"
@@ -702,7 +711,7 @@ class IdleConnections:
     socket before the server program calls accept(), up to the listen backlog.
     """
 
-    def __init__(self, host: str, port: int, count: int, connect_timeout_s: float):
+    def __init__(self, host: str, port: int, count: int, connect_timeout_s: float, deadline_s: float | None = None):
         self.requested = count
         self.sockets: list[socket.socket] = []
         self.failures: Counter = Counter()
@@ -711,6 +720,9 @@ class IdleConnections:
         self.bytes_received = 0  # data the server sent on a connection nobody spoke on
         start = time.perf_counter()
         for _ in range(count):
+            if deadline_s is not None and time.perf_counter() - start >= deadline_s:
+                self.failures[f"not attempted: the {deadline_s:g} s deadline for opening them passed"] += 1
+                continue
             sock, why = _connect(host, port, connect_timeout_s)
             if sock is None:
                 self.failures[why] += 1
@@ -784,10 +796,11 @@ class IdleConnections:
 
 
 @contextmanager
-def idle_connections(host: str, port: int, *, count: int, connect_timeout_s: float = 2.0) -> Iterator[IdleConnections]:
+def idle_connections(host: str, port: int, *, count: int, connect_timeout_s: float = 2.0,
+                     deadline_s: float | None = None) -> Iterator[IdleConnections]:
     """Hold `count` idle connections open while the with-block runs; the yielded handle
     reports accepted / refused, and on exit how many the server closed meanwhile."""
-    hold = IdleConnections(host, port, count, connect_timeout_s)
+    hold = IdleConnections(host, port, count, connect_timeout_s, deadline_s)
     try:
         yield hold
     finally:

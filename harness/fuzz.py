@@ -31,7 +31,6 @@ Judge = Callable[[FuzzFrame, Any], str]  # what is wrong with this answer to thi
 
 
 DEAD_AFTER = 3  # consecutive waits in vain before the device is taken for dead
-DEAD_GLANCE_S = 0.1
 
 
 class _DeviceBroke(Exception):
@@ -52,6 +51,7 @@ class FuzzResult:
     # Shrinking needs the device back after a failure; one that never came back leaves the
     # first input that broke it, not the simplest.
     minimised: bool = False
+    reproduced: bool = False  # the simplest input broke the device again when sent once more
 
     @property
     def rate_per_s(self) -> float:
@@ -61,7 +61,7 @@ class FuzzResult:
         return {"seed": self.seed, "tried": self.tried, "generated": self.generated, "duration_s": round(self.duration_s, 3),
                 "rate_per_s": round(self.rate_per_s, 1), "kinds": dict(sorted(self.kinds.items())),
                 "broke": self.broke.describe() if self.broke else None, "problem": self.problem,
-                "minimised": self.minimised}
+                "minimised": self.minimised, "reproduced": self.reproduced}
 
 
 def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, alive: Alive, *, examples: int,
@@ -91,9 +91,9 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
     def attempt(frame: FuzzFrame) -> None:
         nonlocal failing_seen
         if failing_seen:
-            # After a few waits in vain the device is taken for dead: later tries only glance,
-            # so that shrinking against a dead device ends in seconds, not minutes.
-            if not alive(recovery_s if dead_streak[0] < DEAD_AFTER else DEAD_GLANCE_S):
+            # After a few waits in vain the device is taken for dead and not asked again, so
+            # that Hypothesis's shrinking against a dead device ends at once, not in minutes.
+            if dead_streak[0] >= DEAD_AFTER or not alive(recovery_s):
                 dead_streak[0] += 1
                 assume(False)  # the device is down before this input: it cannot be blamed on it
             dead_streak[0] = 0
@@ -114,13 +114,16 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
 
     try:
         attempt()
+    except _DeviceBroke:
+        result.reproduced = True  # Hypothesis's final replay of the simplest input broke the device again
     except Exception:
-        # _DeviceBroke for the final replay of the simplest failure; or, when the device stayed
-        # down, Hypothesis's complaint that the replay did not fail again (it was invalid)
+        # Hypothesis's complaint that its final replay did not fail again: the device stayed down
+        # (the replay was invalid), or the failure did not come back (timing, or a state that the
+        # input alone does not recreate)
         if not last_break:
             raise
     if last_break:
         result.broke, result.reply, result.problem = last_break[-1]
-        result.device_dead_at_end = not alive(recovery_s)
+        result.device_dead_at_end = dead_streak[0] >= DEAD_AFTER or not alive(recovery_s)
     result.duration_s = time.monotonic() - start
     return result

@@ -41,10 +41,15 @@ class Liveness:
 
     def __call__(self, within_s: float) -> bool:
         deadline = time.monotonic() + within_s
-        while True:
-            status, _detail = self._probe(min(self._timeout_s, max(0.05, deadline - time.monotonic())))
-            if status == OK:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        try:
+            while True:
+                status, _detail = self._probe(min(self._timeout_s, max(0.05, deadline - time.monotonic())))
+                if status == OK:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+        finally:
+            # A fresh connection for each check: a device that serves one connection at a time
+            # would otherwise serve only this one and never see the fuzzer's input.
+            self._probe.close()

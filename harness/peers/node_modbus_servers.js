@@ -31,7 +31,8 @@
  * and nothing else (console.log goes to stderr; the libraries' `debug` output goes to stderr).
  * An exception thrown inside a library while it handles a request would end node (uncaught
  * exception); the script reports it on stderr as "uncaught exception in STACK: ..." and keeps
- * serving, so the client sees no answer to that one request instead of a dead server.
+ * serving, so the client sees no answer to that one request instead of a dead server; with
+ * --stock it does not, and node ends as it would with the library as shipped (robustness runs).
  * SIGTERM/SIGINT: the server is closed, open sockets destroyed, exit code 0.
  * Exit code 2 for bad arguments or a bad image, 1 if the stack is missing or cannot listen.
  */
@@ -54,7 +55,7 @@ function fail(code, message) {
 }
 
 function parseArgs(argv) {
-    const args = { stack: null, image: null, host: "127.0.0.1", port: null, nodeModules: null };
+    const args = { stack: null, image: null, host: "127.0.0.1", port: null, nodeModules: null, stock: false };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const value = () => {
@@ -64,8 +65,9 @@ function parseArgs(argv) {
         if (a === "--host") args.host = value();
         else if (a === "--port") args.port = Number(value());
         else if (a === "--node-modules") args.nodeModules = path.resolve(value());
+        else if (a === "--stock") args.stock = true;
         else if (a === "-h" || a === "--help") {
-            process.stderr.write("usage: node node_modbus_servers.js modbus-serial|jsmodbus IMAGE.json [--host H] [--port N] [--node-modules DIR]\n");
+            process.stderr.write("usage: node node_modbus_servers.js modbus-serial|jsmodbus IMAGE.json [--host H] [--port N] [--node-modules DIR] [--stock]\n");
             process.exit(0);
         } else if (a.startsWith("--")) fail(2, `unknown option ${a}`);
         else if (args.stack === null) args.stack = a;
@@ -227,9 +229,11 @@ function main() {
     const image = loadImage(args.image);
     const { lib, version } = requireStack(args.stack, args.nodeModules);
 
-    process.on("uncaughtException", (err) => {
-        process.stderr.write(`uncaught exception in ${args.stack}: ${err && err.stack ? err.stack : err}\n`);
-    });
+    if (!args.stock) {  // --stock: the library as shipped, where such an exception ends node
+        process.on("uncaughtException", (err) => {
+            process.stderr.write(`uncaught exception in ${args.stack}: ${err && err.stack ? err.stack : err}\n`);
+        });
+    }
 
     let announced = false;
     const onListening = (address) => {

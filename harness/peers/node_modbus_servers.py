@@ -124,6 +124,7 @@ def _start(
     startup_timeout: float,
     node_modules,
     fixed_port: bool,
+    stock: bool = False,
 ) -> PeerProcess:
     from ..profile import example_profile_path, load_profile
 
@@ -139,6 +140,8 @@ def _start(
     for attempt in range(1, attempts + 1):
         port = free_port(host) if fixed_port else 0
         argv = [node, str(SCRIPT), stack, str(image_path), "--host", host, "--port", str(port), "--node-modules", modules]
+        if stock:
+            argv.append("--stock")
         last = attempt == attempts
         peer = PeerProcess(
             stack,
@@ -180,7 +183,10 @@ def start_jsmodbus_server(
     host: str = "127.0.0.1",
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S,
     node_modules: str | Path | None = None,
+    stock: bool = False,
 ) -> PeerProcess:
-    """Start jsmodbus's TCP server for `profile_path` (default: the example profile), ready."""
+    """Start jsmodbus's TCP server for `profile_path` (default: the example profile), ready.
+    `stock`: without the peer script's catch of uncaught exceptions, so a request that throws
+    inside jsmodbus ends the server as it would in a deployment (for robustness runs)."""
     version = jsmodbus_version(node_modules)
-    return _start("jsmodbus", version, profile_path, host, startup_timeout, node_modules, fixed_port=False)
+    return _start("jsmodbus", version, profile_path, host, startup_timeout, node_modules, fixed_port=False, stock=stock)
