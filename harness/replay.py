@@ -103,6 +103,12 @@ def _alive(target, block: dict, timeout_s: float, within_s: float) -> bool | Non
         getattr(probe, "close", lambda: None)()
 
 
+def _alive_opcua(target, block: dict, timeout_s: float, within_s: float) -> bool | None:
+    from .liveness_opcua import replay_alive  # asyncua: loaded only for an OPC UA replay
+
+    return replay_alive(target.url, block, timeout_s, within_s)
+
+
 def replay(results: dict, case_id: str, target_url: str | None = None) -> ReplayReport:
     block = replay_block(results, case_id)
     url = target_url or (results.get("target") or {}).get("url")
@@ -119,11 +125,11 @@ def replay(results: dict, case_id: str, target_url: str | None = None) -> Replay
     timeout_s = float(block.get("reply_timeout_s", 1.0))
     recovery_s = float(block.get("recovery_s", 2.0))
     report = ReplayReport(url, case_id, str(block.get("problem", "")), alive_before=True, alive_after=None)
-    if protocol == "modbus":
-        before = _alive(target, block, timeout_s, recovery_s)
-        report.alive_before = before is not False
-        if before is False:
-            return report
+    alive = _alive if protocol == "modbus" else _alive_opcua
+    before = alive(target, block, timeout_s, recovery_s)
+    report.alive_before = before is not False
+    if before is False:
+        return report
     outcomes = send_each(target.host, target.port, frames, reply_length=reply_length, reply_timeout_s=timeout_s)
     for frame, outcome in zip(frames, outcomes):
         report.steps.append(ReplayStep(
@@ -131,7 +137,6 @@ def replay(results: dict, case_id: str, target_url: str | None = None) -> Replay
             describe_tcp(frame, is_response=False) if protocol == "modbus" else f"{len(frame)} bytes",
             (describe_tcp(outcome.reply, is_response=True) if protocol == "modbus" else f"{len(outcome.reply)} bytes")
             if outcome.reply else ""))
-    if protocol == "modbus":
-        # the case's criterion: an answer within the monitor's timeout after the input
-        report.alive_after = _alive(target, block, timeout_s, float(block.get("answer_within_s", recovery_s)))
+    # the case's criterion: an answer within the monitor's timeout after the input
+    report.alive_after = alive(target, block, timeout_s, float(block.get("answer_within_s", recovery_s)))
     return report

@@ -14,6 +14,10 @@ client-side suite (`conformance_suites/opcua_client`) judges what each client st
 them; `simulators/opcua/client_faults.py` implements them.  The read faults hit only Reads of
 the device's own points, so a client's connect sequence and its background reads (asyncua's
 ServerStatus watchdog) go through untouched.
+
+The robustness faults (`ROBUSTNESS_FAULTS`, `NAME=VALUE`) plant a weakness only the robustness
+suite (`conformance_suites/opcua_robustness`) can see, e.g. `ua-hang-on-bad-size=1500`: an
+input that silences the whole server for a while (`simulators/opcua/hang_fault.py`).
 """
 
 from __future__ import annotations
@@ -61,6 +65,14 @@ CLIENT_FAULTS: dict[str, tuple[str, str, str | None, str | None]] = {
                         "UAC-HELLO-FIELDS", None, None),
 }
 
+# Robustness faults: name -> (what the server does wrong, the robustness case that must catch it,
+# the kind of VALUE: "ms" (0 allowed: for good), and its default).
+ROBUSTNESS_FAULTS: dict[str, tuple[str, str, str, str]] = {
+    "ua-hang-on-bad-size": ("a message whose MessageSize disagrees with its bytes (below its type's minimum, or a Hello "
+                            "whose fields end before or after it) silences the whole server, every connection, for MS ms "
+                            "(0: for good) instead of the Error message (Part 6 §7.1.5)", "ROB-UA-MALFORMED", "ms", "1500"),
+}
+
 _STATUS_NAME = re.compile(r"^Bad_?[A-Za-z0-9]+$")
 
 
@@ -80,8 +92,10 @@ def parse_opcua_faults(names) -> frozenset[str]:
             faults.add(name)
         elif name in CLIENT_FAULTS:
             faults.add(_client_fault_text(name, value if sep else None))
+        elif name in ROBUSTNESS_FAULTS:
+            faults.add(_robustness_fault_text(name, value if sep else None))
         else:
-            known = ", ".join(sorted([*OPCUA_FAULTS, *CLIENT_FAULTS]))
+            known = ", ".join(sorted([*OPCUA_FAULTS, *CLIENT_FAULTS, *ROBUSTNESS_FAULTS]))
             raise OpcuaFaultError(f"unknown OPC UA fault {name!r}; the OPC UA face knows: {known}")
     return frozenset(faults)
 
@@ -101,6 +115,23 @@ def _client_fault_text(name: str, value: str | None) -> str:
         return f"{name}={int(value)}"
     status_code(value, name)  # "status": a StatusCode name or 0x... value
     return f"{name}={value}"
+
+
+def _robustness_fault_text(name: str, value: str | None) -> str:
+    default = ROBUSTNESS_FAULTS[name][3]
+    value = default if value is None or value == "" else value
+    if not value.isdigit():
+        raise OpcuaFaultError(f"{name}={value}: give a number of milliseconds (0: for good)")
+    return f"{name}={int(value)}"
+
+
+def hang_fault_ms(faults) -> int | None:
+    """The milliseconds of `ua-hang-on-bad-size` among validated `faults`; None without it."""
+    for text in faults:
+        name, _, value = text.partition("=")
+        if name == "ua-hang-on-bad-size":
+            return int(value)
+    return None
 
 
 def status_code(text: str, fault: str = "") -> int:

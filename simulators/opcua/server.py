@@ -38,7 +38,8 @@ from harness.profile import Profile
 from ..device_model import DeviceModel
 from . import aspace_cache
 from .client_faults import ClientFaults, FaultyGuard, FaultyProcessor
-from .faults import parse_opcua_faults
+from .faults import hang_fault_ms, parse_opcua_faults
+from .hang_fault import hanging_guard
 from .device_nodes import DeviceNodes, build_device_nodes, ua_value
 from .services import ConformantProcessor, DeviceContext
 from .uacp_guard import GuardedProtocol
@@ -191,6 +192,9 @@ class OpcuaSimulator:
             attributes["client_faults"] = self.client_faults
             server.processor_class = type("FaultyDeviceProcessor", (FaultyProcessor, _Processor), attributes)
             server.protocol_class = type("FaultyDeviceGuard", (FaultyGuard,), {"client_faults": self.client_faults})
+        hang_ms = hang_fault_ms(self.faults)
+        if hang_ms is not None:  # a robustness defect (simulators/opcua/hang_fault.py)
+            server.protocol_class = hanging_guard(server.protocol_class, hang_ms)
         self.model.subscribe(self._show_change)
         await server.start()
         self.port = server.bserver.port

@@ -11,7 +11,12 @@ Error message naming the problem, and the connection is closed (§7.1.4/§7.1.5)
 - a Hello with ReceiveBufferSize or SendBufferSize below 8192 bytes (§7.1.2.3) is refused,
   as is an EndpointUrl of 4096 bytes or more (Bad_TcpEndpointUrlInvalid);
 - a message larger than the negotiated receive buffer gets Bad_TcpMessageTooLarge (§7.1.2.2:
-  "make sure the MessageSize is less than the negotiated ReceiveBufferSize").
+  "make sure the MessageSize is less than the negotiated ReceiveBufferSize");
+- a MSG or CLO whose SecureChannelId is not the channel open on this connection (none open
+  yet, or another id) gets Bad_TcpSecureChannelUnknown (Part 6 v1.05 §6.7.2.2: "If a Server
+  receives a SecureChannelId which it does not recognize it shall return an appropriate
+  transport layer error"; §6.7.6).  asyncua itself only logs an exception and keeps the
+  connection open without a word.
 
 Valid messages go on to asyncua's protocol unchanged.
 """
@@ -19,6 +24,7 @@ Valid messages go on to asyncua's protocol unchanged.
 from __future__ import annotations
 
 import logging
+import struct
 
 from asyncua.server.binary_server_asyncio import OPCUAProtocol
 
@@ -27,6 +33,7 @@ from harness.codec.opcua import uacp
 log = logging.getLogger("simulators.opcua")
 
 _CLIENT_MAY_NOT_SEND = {b"ACK", b"ERR", b"RHE"}
+_UINT32 = struct.Struct("<I")
 
 
 class GuardedProtocol(OPCUAProtocol):
@@ -55,7 +62,7 @@ class GuardedProtocol(OPCUAProtocol):
             if header is None:
                 return
             if isinstance(header, uacp.Malformed):
-                self._refuse(header.status, header.reason)
+                self._refuse_malformed(header)
                 return
             problem = self._order_problem(header)
             if problem is not None:
@@ -70,6 +77,10 @@ class GuardedProtocol(OPCUAProtocol):
                 if problem is not None:
                     self._refuse(*problem)
                     return
+            elif header.message_type != b"OPN" and not self._channel_known(message):
+                self._refuse(uacp.StatusCode.BadTcpSecureChannelUnknown,
+                             f"SecureChannelId {_UINT32.unpack_from(message, 8)[0]} is not open on this connection")
+                return
             super().data_received(message)
 
     # ------------------------------------------------------------------ checks
@@ -85,6 +96,15 @@ class GuardedProtocol(OPCUAProtocol):
         if not self._hello_seen:
             return uacp.StatusCode.BadTcpMessageTypeInvalid, f"{header.type_name} before Hello"
         return None
+
+    def _channel_known(self, message: bytes) -> bool:
+        """Is the SecureChannelId of this MSG/CLO the channel open on this connection?  (The
+        size check has made sure the id is there: MSG/CLO are at least 24 bytes.)"""
+        processor = self.processor
+        if processor is None:
+            return False
+        connection = processor._connection
+        return connection.is_open() and _UINT32.unpack_from(message, 8)[0] == connection.security_token.ChannelId
 
     def _hello_problem(self, message: bytes) -> tuple[int, str] | None:
         hello = uacp.decode(message, max_size=self._receive_limit)
@@ -102,6 +122,10 @@ class GuardedProtocol(OPCUAProtocol):
         # What we accept from now on: our buffer, or less if the client sends smaller chunks.
         self._receive_limit = max(min(self.limits.max_recv_buffer, hello.send_buffer_size), uacp.MIN_BUFFER_SIZE)
         return None
+
+    def _refuse_malformed(self, problem: uacp.Malformed) -> None:
+        """A header the codec finds malformed: Error message and close (a fault may hook this)."""
+        self._refuse(problem.status, problem.reason)
 
     def _refuse(self, status: int, reason: str) -> None:
         log.info("UACP violation from %s: %s", self.peer_name, reason)

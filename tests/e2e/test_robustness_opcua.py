@@ -1,0 +1,97 @@
+"""The OPC UA robustness suite end to end: the bundled simulator passes every case and stays
+within bounded memory; a planted weakness (a framing bug that silences the whole server after a
+message whose MessageSize disagrees with its bytes) FAILs ROB-UA-MALFORMED with a minimised
+input, and that input, sent again as recorded, silences a fresh faulty server and not a sound one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.attacks import send_each, uacp_reply_length
+from harness.codec.opcua import uacp
+from harness.liveness_opcua import replay_alive
+from harness.peers.base import PeerProcess, python_peer_env
+from harness.profile import example_profile_path
+from harness.target import parse_target
+
+from .helpers import certify, verdicts
+
+ROBUSTNESS = ["--suite", "opcua_robustness", "--no-archive"]
+LOAD_CASES = ("ROB-UA-FLOOD", "ROB-UA-STORM", "ROB-UA-IDLE", "ROB-UA-SLOW")
+# the generated kinds whose MessageSize can disagree with their bytes the way the planted bug
+# reacts to (harness.strategies.uacp; simulators/opcua/hang_fault.py)
+SIZE_DISAGREES = {"uacp:hello-size-short", "uacp:hello-trailing", "uacp:hello-url-length-beyond", "uacp:opn-size-short",
+                  "uacp:opn-body-truncated"}
+
+
+def _simulator(*faults: str) -> PeerProcess:
+    argv = [sys.executable, "-m", "harness.cli", "simulate", str(example_profile_path()), "--protocol", "opcua"]
+    for fault in faults:
+        argv += ["--fault", fault]
+    return PeerProcess("simulator", argv, scheme="opc.tcp", env=python_peer_env(), startup_timeout=60)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def _silenced_by(url: str, replay: dict) -> bool:
+    """Send the recorded frames as `harness replay` does; does the server then stop answering
+    the recorded checks for longer than the case allowed?"""
+    assert replay_alive(url, replay, 1.0, replay["recovery_s"]), "the server does not answer before the input"
+    target = parse_target(url)
+    send_each(target.host, target.port, [bytes.fromhex(h) for h in replay["frames"]], reply_length=uacp_reply_length,
+              reply_timeout_s=replay["reply_timeout_s"])
+    return replay_alive(url, replay, replay["answer_within_s"], replay["answer_within_s"]) is False
+
+
+def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
+    with _simulator() as sim:
+        before = _rss_kib(sim.pid)
+        code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS)
+        after = _rss_kib(sim.pid)
+    assert data is not None, output
+    bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
+    assert bad == {}, output
+    assert code == 0
+    assert len(data["cases"]) == 6
+    print(f"OPC UA simulator RSS before {before} KiB, after the robustness suite {after} KiB")
+    # the fuzzing, flood, storm and idle connections leave no growth behind beyond the allocator's slack
+    assert after - before < 16 * 1024, f"simulator RSS grew from {before} to {after} KiB"
+    for case in data["cases"]:
+        if case["id"] in LOAD_CASES:
+            monitor = case["evidence"]["monitor"]
+            assert monitor["ok"] and monitor["counts"]["during"]["ok"] > 0, case["id"]
+        else:
+            assert case["evidence"]["attack"]["tried"] == 300 and case["evidence"]["attack"]["broke"] is None
+    flood = next(c for c in data["cases"] if c["id"] == "ROB-UA-FLOOD")["evidence"]["attack"]
+    assert flood["sent"] > 0 and flood["replies"] == flood["sent"], flood
+
+
+def test_a_framing_bug_that_silences_the_server_fails_with_a_minimised_input(tmp_path):
+    with _simulator("ua-hang-on-bad-size=1500") as sim:
+        code, data, output = certify(sim.url, tmp_path / "run", *ROBUSTNESS, "-k", "malformed and not answered")
+    assert data is not None and code == 1, output
+    assert verdicts(data) == {"ROB-UA-MALFORMED": "FAIL"}, output
+    case = data["cases"][0]
+    evidence, replay = case["evidence"], case["evidence"]["replay"]
+    # found without being told: a message whose MessageSize disagrees with its bytes, shrunk
+    assert evidence["attack"]["minimised"] is True, evidence["attack"]
+    assert replay["protocol"] == "opcua" and replay["seed"] == data["run"]["seed"]
+    assert "stopped answering" in case["message"] and replay["kind"] in case["message"]
+    frames = [bytes.fromhex(h) for h in replay["frames"]]
+    if replay["kind"].startswith(("uacp:opn", "uacp:msg", "uacp:clo")):
+        assert len(frames) == 2 and uacp.decode(frames[0]).__class__ is uacp.Hello, "the Hello it followed is recorded"
+    else:
+        assert len(frames) == 1
+    assert replay["kind"] in SIZE_DISAGREES, replay
+    assert [f["direction"] for f in evidence["frames"]][0] == "tx" and replay["checks"]
+
+    with _simulator("ua-hang-on-bad-size=0") as fresh:
+        assert _silenced_by(fresh.url, replay), "the recorded input did not silence a fresh faulty server"
+    with _simulator() as sound:
+        assert not _silenced_by(sound.url, replay), "the recorded input silenced a sound server"
