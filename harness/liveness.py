@@ -165,6 +165,20 @@ def _clip(text: str) -> str:
     return text if len(text) <= _DETAIL_CAP else text[: _DETAIL_CAP - 1] + "…"
 
 
+def answers_within(probe: Probe, within_s: float, answer_s: float, pause_s: float = 0.02) -> bool:
+    """Ask `probe` again and again until it answers OK or `within_s` has passed; each ask may
+    take `answer_s` at most (less near the end).  For one-off checks: the fuzzer's "is the
+    device still there?" and `harness replay`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        status, _detail = probe(min(answer_s, max(0.05, deadline - time.monotonic())))
+        if status == OK:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause_s)
+
+
 class LivenessMonitor:
     """Runs `probe` on a fixed schedule in a daemon thread; see the module docstring.
 

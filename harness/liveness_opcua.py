@@ -38,14 +38,13 @@ import asyncio
 import concurrent.futures
 import math
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .liveness import MISSING, OK, WRONG, Probe
+from .liveness import MISSING, OK, WRONG, Probe, answers_within
 from .opcua import (
     BadReply,
     ChannelClosed,
@@ -517,15 +516,8 @@ def replay_alive(url: str, block: dict, timeout_s: float, within_s: float) -> bo
         return None
     probe = OpcuaProbe(url, checks)
     answer_s = min(timeout_s, within_s) if within_s > 0 else timeout_s  # an answer later than within_s is too late
-    deadline = time.monotonic() + max(within_s, answer_s)
     try:
-        while True:
-            status, _detail = probe(answer_s)
-            if status == OK:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        return answers_within(probe, max(within_s, answer_s), answer_s, pause_s=0.05)
     finally:
         probe.close()
 

@@ -12,13 +12,12 @@ The run is a run directory, a results.json, or a run of the archive (id, prefix,
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .attacks import modbus_tcp_reply_length, send_each, uacp_reply_length
 from .codec.modbus.describe import describe_tcp
-from .liveness import OK
+from .liveness import answers_within
 from .liveness_modbus import PointCheck, modbus_probe
 from .target import parse_target
 
@@ -90,17 +89,10 @@ def _alive(target, block: dict, timeout_s: float, within_s: float) -> bool | Non
     if not checks:
         return None
     probe = modbus_probe(target.host, target.port, target.unit or block.get("unit") or 1, checks)
-    deadline = time.monotonic() + max(within_s, timeout_s)
     try:
-        while True:
-            status, _detail = probe(timeout_s)
-            if status == OK:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        return answers_within(probe, max(within_s, timeout_s), timeout_s, pause_s=0.05)
     finally:
-        getattr(probe, "close", lambda: None)()
+        probe.close()
 
 
 def _alive_opcua(target, block: dict, timeout_s: float, within_s: float) -> bool | None:

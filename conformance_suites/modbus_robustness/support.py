@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from harness.conformance import fail
-from harness.liveness import OK, LivenessMonitor
+from harness.liveness import LivenessMonitor, answers_within
 from harness.liveness_modbus import modbus_probe
 from harness.model import Evidence
 
@@ -40,15 +40,8 @@ class Liveness:
         self._timeout_s = timeout_s
 
     def __call__(self, within_s: float) -> bool:
-        deadline = time.monotonic() + within_s
         try:
-            while True:
-                status, _detail = self._probe(min(self._timeout_s, max(0.05, deadline - time.monotonic())))
-                if status == OK:
-                    return True
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.02)
+            return answers_within(self._probe, within_s, self._timeout_s)
         finally:
             # A fresh connection for each check: a device that serves one connection at a time
             # would otherwise serve only this one and never see the fuzzer's input.

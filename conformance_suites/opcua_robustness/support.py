@@ -5,14 +5,13 @@ flood (judged by the monitor's record, like every attack: `judge_attack`)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Sequence
 
 from harness.attacks import AttackResult
 from harness.certs import harness_client_certificate
 from harness.codec.opcua import uacp
-from harness.liveness import OK
+from harness.liveness import answers_within
 from harness.liveness_opcua import NodeCheck, ProbeSecurity, open_session, opcua_probe, resolve_node_ids
 from harness.opcua import UaChannel, UaTransportError, close_session, summarize, ua
 
@@ -53,14 +52,7 @@ class Liveness:
         self._timeout_s = timeout_s
 
     def __call__(self, within_s: float) -> bool:
-        deadline = time.monotonic() + within_s
-        while True:
-            status, _detail = self._probe(min(self._timeout_s, max(0.05, deadline - time.monotonic())))
-            if status == OK:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        return answers_within(self._probe, within_s, self._timeout_s)
 
     def close(self) -> None:
         self._probe.close()

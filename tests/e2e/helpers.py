@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.peers.base import PeerProcess, python_peer_env
 from harness.profile import example_profile_path
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -22,3 +23,21 @@ def certify(url: str, out: Path, *args: str, profile: Path | None = None, timeou
 
 def verdicts(data: dict) -> dict[str, str]:
     return {c["id"]: c["verdict"] for c in data["cases"]}
+
+
+def simulator_process(protocol: str, *faults: str) -> PeerProcess:
+    """`harness simulate` of the example device's `protocol` face, as its own process (so that its
+    memory can be measured), with planted faults."""
+    argv = [*HARNESS, "simulate", str(example_profile_path()), "--protocol", protocol]
+    for fault in faults:
+        argv += ["--fault", fault]
+    return PeerProcess("simulator", argv, scheme="opc.tcp" if protocol == "opcua" else "modbus+tcp",
+                       env=python_peer_env(), startup_timeout=60)
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of process `pid` (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")

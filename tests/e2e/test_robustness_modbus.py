@@ -7,31 +7,19 @@ on a sound one."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness.peers.base import PeerProcess, python_peer_env
 from harness.profile import example_profile_path
 
-from .helpers import HARNESS, certify, verdicts
+from .helpers import HARNESS, certify, rss_kib, simulator_process, verdicts
 
 ROBUSTNESS = ["--suite", "modbus_robustness", "--no-archive"]
 
 
-def _simulator(*faults: str) -> PeerProcess:
-    argv = [sys.executable, "-m", "harness.cli", "simulate", str(example_profile_path()), "--protocol", "modbus"]
-    for fault in faults:
-        argv += ["--fault", fault]
-    return PeerProcess("simulator", argv, scheme="modbus+tcp", env=python_peer_env(), startup_timeout=60)
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+def _simulator(*faults: str):
+    return simulator_process("modbus", *faults)
 
 
 def _replay(run: Path, case: str, url: str) -> subprocess.CompletedProcess:
@@ -40,9 +28,9 @@ def _replay(run: Path, case: str, url: str) -> subprocess.CompletedProcess:
 
 def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
     with _simulator() as sim:
-        before = _rss_kib(sim.pid)
+        before = rss_kib(sim.pid)
         code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS)
-        after = _rss_kib(sim.pid)
+        after = rss_kib(sim.pid)
     assert data is not None, output
     bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
     assert bad == {}, output

@@ -5,17 +5,13 @@ input, and that input, sent again as recorded, silences a fresh faulty server an
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 from harness.attacks import send_each, uacp_reply_length
 from harness.codec.opcua import uacp
 from harness.liveness_opcua import replay_alive
-from harness.peers.base import PeerProcess, python_peer_env
-from harness.profile import example_profile_path
 from harness.target import parse_target
 
-from .helpers import certify, verdicts
+from .helpers import certify, rss_kib, simulator_process, verdicts
 
 ROBUSTNESS = ["--suite", "opcua_robustness", "--no-archive"]
 LOAD_CASES = ("ROB-UA-FLOOD", "ROB-UA-STORM", "ROB-UA-IDLE", "ROB-UA-SLOW")
@@ -25,18 +21,8 @@ SIZE_DISAGREES = {"uacp:hello-size-short", "uacp:hello-trailing", "uacp:hello-ur
                   "uacp:opn-body-truncated"}
 
 
-def _simulator(*faults: str) -> PeerProcess:
-    argv = [sys.executable, "-m", "harness.cli", "simulate", str(example_profile_path()), "--protocol", "opcua"]
-    for fault in faults:
-        argv += ["--fault", fault]
-    return PeerProcess("simulator", argv, scheme="opc.tcp", env=python_peer_env(), startup_timeout=60)
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+def _simulator(*faults: str):
+    return simulator_process("opcua", *faults)
 
 
 def _silenced_by(url: str, replay: dict) -> bool:
@@ -51,9 +37,9 @@ def _silenced_by(url: str, replay: dict) -> bool:
 
 def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
     with _simulator() as sim:
-        before = _rss_kib(sim.pid)
+        before = rss_kib(sim.pid)
         code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS)
-        after = _rss_kib(sim.pid)
+        after = rss_kib(sim.pid)
     assert data is not None, output
     bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
     assert bad == {}, output
