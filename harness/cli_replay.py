@@ -1,4 +1,4 @@
-"""`harness replay RUN CASE [--target URL]`: the CLI face of harness.replay.
+"""`harness replay RUN CASE [--target URL] [--with-preceding]`: the CLI face of harness.replay.
 
 Exit codes: 0 the failure did not show again, 1 reproduced (the device stopped answering after
 the input), 2 usage error, 3 the device did not answer before the input was sent."""
@@ -22,10 +22,13 @@ def replay_command(
     case: str = typer.Argument(..., help="the id of a robustness case that FAILed, e.g. ROB-MB-MALFORMED"),
     target: Optional[str] = typer.Option(None, "--target", help="send to this device instead of the run's target (e.g. a restarted one)"),
     archive: Optional[Path] = typer.Option(None, "--archive", help="run archive to look the run up in"),
+    with_preceding: bool = typer.Option(False, "--with-preceding",
+                                        help="send first the inputs the fuzzer sent just before the one that broke the "
+                                             "device (for a failure that needs the state they leave)"),
 ):
     """Send the minimised input that broke a device in a run once more, and check whether it breaks it again."""
     try:
-        report = replay(load_results(run, archive), case, target)
+        report = replay(load_results(run, archive), case, target, with_preceding)
     except (ReplayError, ValueError) as exc:
         err.print(f"harness: {exc}")
         raise typer.Exit(2) from None
@@ -37,7 +40,8 @@ def replay_command(
                   "restart it (or pass --target) and replay again")
         raise typer.Exit(3)
     for n, step in enumerate(report.steps, 1):
-        console.print(f"  {n}. sent {step.sent.hex()}  ({step.described_sent})")
+        before = "  (an input sent before the one that broke the device)" if step.preceding else ""
+        console.print(f"  {n}. sent {step.sent.hex()}  ({step.described_sent}){before}")
         if step.reply:
             console.print(f"     got  {step.reply.hex()}  ({step.described_reply})")
         else:

@@ -14,15 +14,23 @@ suites, each optional with a default a small field device should meet.
       degraded_ok: false          # true: the device may miss monitor reads DURING an attack,
                                   # as long as it recovers in time (the essential function
                                   # may pause); false: it must keep answering throughout
+      restart_command: [./power-cycle.sh, "{host}"]   # optional: how to bring a dead device
+                                  # back (argv, run without a shell; {host} and {port} are the
+                                  # target's), so an input that kills it can still be shrunk
+      restart_timeout_ms: 30000   # after the command, the device answers again within this
+      restart_limit: 50           # restarts per case at most (shrinking restarts after each kill)
 
 Errors name the file, the line and the field, like the rest of the profile.
 """
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, fields
 
-from .profile_doc import ProfileDoc, read_int, read_mapping
+from .profile_doc import ProfileDoc, read_int, read_list, read_mapping
+
+RESTART_PLACEHOLDERS = ("host", "port")  # what a restart command's arguments may name in braces
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class RobustnessSection:
     monitor_timeout_ms: int = 1000
     fuzz_examples: int = 300
     degraded_ok: bool = False
+    restart_command: tuple[str, ...] = ()  # empty: the harness cannot restart the device
+    restart_timeout_ms: int = 30000
+    restart_limit: int = 50
 
 
 # field -> (lowest, highest) accepted
@@ -50,6 +61,8 @@ _LIMITS = {
     "monitor_interval_ms": (5, 60_000),
     "monitor_timeout_ms": (10, 60_000),
     "fuzz_examples": (1, 1_000_000),
+    "restart_timeout_ms": (100, 3_600_000),
+    "restart_limit": (0, 100_000),
 }
 
 
@@ -64,9 +77,30 @@ def parse_robustness_section(doc: ProfileDoc, value) -> RobustnessSection:
         if not isinstance(raw["degraded_ok"], bool):
             raise doc.error("robustness.degraded_ok", f"expected true or false, got {raw['degraded_ok']!r}")
         values["degraded_ok"] = raw["degraded_ok"]
+    if "restart_command" in raw:
+        values["restart_command"] = _read_restart_command(doc, raw["restart_command"])
     return RobustnessSection(**values)
+
+
+def _read_restart_command(doc: ProfileDoc, value) -> tuple[str, ...]:
+    path = "robustness.restart_command"
+    argv = read_list(doc, value, path, '[systemctl, restart, my-plc] or [./restart.sh, "{host}", "{port}"]')
+    for n, arg in enumerate(argv):
+        if not isinstance(arg, (str, int)) or isinstance(arg, bool):
+            raise doc.error(path, f"argument {n + 1}: expected text, got {arg!r}")
+        try:
+            named = [name for _text, name, _spec, _conv in string.Formatter().parse(str(arg)) if name is not None]
+        except ValueError as exc:
+            raise doc.error(path, f"argument {n + 1} {str(arg)!r}: {exc} (write a literal brace as {{{{ or }}}})") from None
+        unknown = [name for name in named if name not in RESTART_PLACEHOLDERS]
+        if unknown:
+            raise doc.error(path, f"argument {n + 1} {str(arg)!r} names {{{unknown[0]}}}; the placeholders are "
+                            + ", ".join(f"{{{p}}}" for p in RESTART_PLACEHOLDERS))
+    return tuple(str(arg) for arg in argv)
 
 
 def robustness_summary(section: RobustnessSection) -> dict:
     """The section as results.json's profile parameters show it."""
-    return {f.name: getattr(section, f.name) for f in fields(RobustnessSection)}
+    summary = {f.name: getattr(section, f.name) for f in fields(RobustnessSection)}
+    summary["restart_command"] = list(section.restart_command)
+    return summary

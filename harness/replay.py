@@ -4,7 +4,9 @@ A robustness case that FAILs records, in its evidence's `replay` block, exactly 
 broke the device (minimised), the seed, how long the device may take to recover and the known
 points the liveness check reads. Replay sends those bytes, as they were, to the run's target or
 another one (a restarted device, a fixed firmware), shows what came back, and checks whether the
-device still answers: "reproduced" when it does not.
+device still answers: "reproduced" when it does not.  With `with_preceding`, the few inputs the
+fuzzer sent before the first one that broke the device go first, each on its own connection as
+in the run: for a failure that needs the state they leave behind.
 
 The run is a run directory, a results.json, or a run of the archive (id, prefix, latest).
 """
@@ -34,6 +36,7 @@ class ReplayStep:
     error: str
     described_sent: str
     described_reply: str
+    preceding: bool = False  # one of the inputs sent before the one that broke the device
 
 
 @dataclass
@@ -101,7 +104,7 @@ def _alive_opcua(target, block: dict, timeout_s: float, within_s: float) -> bool
     return replay_alive(target.url, block, timeout_s, within_s)
 
 
-def replay(results: dict, case_id: str, target_url: str | None = None) -> ReplayReport:
+def replay(results: dict, case_id: str, target_url: str | None = None, with_preceding: bool = False) -> ReplayReport:
     block = replay_block(results, case_id)
     url = target_url or (results.get("target") or {}).get("url")
     if not url:
@@ -122,13 +125,22 @@ def replay(results: dict, case_id: str, target_url: str | None = None) -> Replay
     report.alive_before = before is not False
     if before is False:
         return report
-    outcomes = send_each(target.host, target.port, frames, reply_length=reply_length, reply_timeout_s=timeout_s)
-    for frame, outcome in zip(frames, outcomes):
-        report.steps.append(ReplayStep(
-            frame, outcome.reply, outcome.closed, outcome.error,
-            describe_tcp(frame, is_response=False) if protocol == "modbus" else f"{len(frame)} bytes",
-            (describe_tcp(outcome.reply, is_response=True) if protocol == "modbus" else f"{len(outcome.reply)} bytes")
-            if outcome.reply else ""))
+    connections = [(False, frames)]
+    if with_preceding:
+        earlier = [[bytes.fromhex(h) for h in connection] for connection in block.get("preceding") or []]
+        if not earlier:
+            raise ReplayError(f"case {case_id} recorded no inputs before the one that broke the device: replay it "
+                              "without --with-preceding")
+        connections = [(True, connection) for connection in earlier] + connections
+    for preceding, sent in connections:
+        outcomes = send_each(target.host, target.port, sent, reply_length=reply_length, reply_timeout_s=timeout_s,
+                             reconnect=False)
+        for frame, outcome in zip(sent, outcomes):
+            report.steps.append(ReplayStep(
+                frame, outcome.reply, outcome.closed, outcome.error,
+                describe_tcp(frame, is_response=False) if protocol == "modbus" else f"{len(frame)} bytes",
+                (describe_tcp(outcome.reply, is_response=True) if protocol == "modbus" else f"{len(outcome.reply)} bytes")
+                if outcome.reply else "", preceding))
     # the case's criterion: an answer within the monitor's timeout after the input
     report.alive_after = alive(target, block, timeout_s, float(block.get("answer_within_s", recovery_s)))
     return report

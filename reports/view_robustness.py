@@ -28,6 +28,8 @@ class RobustnessView:
     replay_kind: str
     replay_hex: list[str]
     replay_seed: str
+    minimised: bool  # the input was shrunk (False: the first input that broke the device)
+    preceding_hex: list[str]  # the inputs sent just before the first that broke it, one line per connection
 
 
 def _counts(block: Any) -> str:
@@ -47,6 +49,8 @@ def robustness_view(evidence: Mapping[str, Any], _: Gettext) -> RobustnessView |
                        ("duration_s", N_("Duration (s)"))):
         if attack.get(key) is not None:
             facts.append(Fact(_(label), text(attack.get(key))))
+    if number(attack.get("restarts")):
+        facts.append(Fact(_("Device restarts (the profile's restart command)"), text(attack.get("restarts"))))
     if monitor:
         facts.append(Fact(_("Monitor reads right / wrong / unanswered, during the attack"),
                           _counts(mapping(monitor.get("counts")).get("during"))))
@@ -68,4 +72,7 @@ def robustness_view(evidence: Mapping[str, Any], _: Gettext) -> RobustnessView |
         replay_kind=text(replay.get("kind")) or text(replay.get("problem")),
         replay_hex=[text(h) for h in replay.get("frames") or []],
         replay_seed=text(replay.get("seed")),
+        minimised=attack.get("minimised") is not False,
+        preceding_hex=[" ".join(text(h) for h in connection) for connection in replay.get("preceding") or []
+                       if isinstance(connection, list)],
     )

@@ -1,15 +1,17 @@
-"""Fixtures of the Modbus TCP robustness suite: the device, its robustness parameters and a
-liveness monitor that reads the device's known points while a case attacks it."""
+"""Fixtures of the Modbus TCP robustness suite: the device, its known points, a liveness check
+for the fuzzer and a liveness monitor that reads the known points while a case attacks it.
+The protocol-free ones (the robustness parameters, the restarter) come from ..robustness."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.conformance import not_applicable
-from harness.liveness import LivenessMonitor
 from harness.liveness_modbus import checks_from_profile, modbus_probe
 
 from ..modbus.support import Dut
+from ..robustness import device_serving_before_case, restarter, rob, run_attacks_one_at_a_time, watch  # noqa: F401 - fixtures
+from .support import Liveness
 
 
 @pytest.fixture
@@ -17,12 +19,6 @@ def dut(target, profile, evidence):
     device = Dut(target, profile, evidence)
     yield device
     device.close()
-
-
-@pytest.fixture
-def rob(profile):
-    """The profile's robustness parameters (harness.profile_robustness)."""
-    return profile.robustness
 
 
 @pytest.fixture
@@ -34,18 +30,16 @@ def known_points(profile):
 
 
 @pytest.fixture
+def liveness(dut, known_points, rob):
+    """alive(within_s): does the device answer a read of its known points within that time?"""
+    return Liveness(dut, known_points, rob.monitor_timeout_ms / 1000)
+
+
+@pytest.fixture
 def monitor(dut, rob, known_points):
     """Reads the known points every `monitor_interval_ms` on a connection of its own."""
-    probe = modbus_probe(dut.target.host, dut.target.port, dut.unit, known_points)
-    watch = LivenessMonitor(probe, interval_s=rob.monitor_interval_ms / 1000, timeout_s=rob.monitor_timeout_ms / 1000)
-    watch.start()
-    yield watch
-    watch.stop()
+    yield from watch(modbus_probe(dut.target.host, dut.target.port, dut.unit, known_points), rob)
 
 
 def pytest_collection_modifyitems(items):
-    # Attacks load the device: two at once would blame each on the other. One xdist worker
-    # runs them all, in order (with --dist loadgroup).
-    for item in items:
-        if "modbus_robustness" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("modbus-robustness"))
+    run_attacks_one_at_a_time(items, "modbus_robustness")

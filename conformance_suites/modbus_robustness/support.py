@@ -1,35 +1,17 @@
-"""What the robustness cases share: judging an attack by the liveness monitor's record, and
-the device's liveness as a yes/no for the fuzzer."""
+"""What the Modbus robustness cases share: the specifications they cite and the device's
+liveness as a yes/no for the fuzzer."""
 
 from __future__ import annotations
 
-import time
-
-from harness.conformance import fail
-from harness.liveness import LivenessMonitor, answers_within
+from harness.liveness import answers_within
 from harness.liveness_modbus import modbus_probe
-from harness.model import Evidence
+
+from ..robustness import IEC, judge_attack
 
 IG = "MODBUS Messaging on TCP/IP Implementation Guide V1.0b"
 AP = "MODBUS Application Protocol V1.1b3"
-IEC = "IEC 62443-4-2 v1.0 (Edition 1.0, 2019)"
-# after an attack, the monitor keeps watching this many intervals so that a relapse shows
-SETTLE_INTERVALS = 5
 
-
-def judge_attack(monitor: LivenessMonitor, evidence: Evidence, rob, attack: tuple[float, float], attack_record: dict) -> None:
-    """Wait for recovery, then FAIL the case with the monitor's findings, if any; the attack and
-    the monitor's timeline go into the evidence either way."""
-    recovery_s = rob.recovery_time_ms / 1000
-    monitor.wait_until_ok(recovery_s)
-    time.sleep(SETTLE_INTERVALS * rob.monitor_interval_ms / 1000)
-    report = monitor.report(attack=attack, recovery_limit_s=recovery_s, tolerate_during=rob.degraded_ok)
-    evidence.attack = attack_record
-    evidence.monitor = report.to_dict()
-    if not report.ok:
-        fail("; ".join(report.problems), expected="every monitor read answered correctly"
-             + (" after the attack" if rob.degraded_ok else " during and after the attack"),
-             observed=report.problems[0])
+__all__ = ["AP", "IEC", "IG", "Liveness", "judge_attack"]
 
 
 class Liveness:

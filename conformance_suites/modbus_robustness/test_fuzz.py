@@ -13,12 +13,13 @@ import time
 
 from harness.attacks import Outcome, modbus_tcp_reply_length, send_each
 from harness.codec.modbus.describe import describe_tcp
-from harness.conformance import case, fail, inconclusive
-from harness.fuzz import FuzzResult, find_breaking_input
+from harness.conformance import case, fail
+from harness.fuzz import FuzzResult
 from harness.model import Frame
 from harness.strategies.modbus import boundary_adus, malformed_adus
 
-from .support import AP, IEC, IG, Liveness
+from ..robustness import fuzz, inconclusive_unless_reproduced, replay_block, which_input
+from .support import AP, IEC, IG
 
 REPLY_TIMEOUT_S = 0.5
 # A frame the spec lets the device discard (broken framing, a non-zero protocol id) gets only a
@@ -52,10 +53,8 @@ def replay_checks(known_points) -> list[dict]:
              "expected": list(c.expected) if c.expected is not None else None} for c in known_points]
 
 
-def _record(dut, evidence, result: FuzzResult, rob, case_id: str, known_points) -> None:
-    evidence.attack = {"name": case_id, **result.to_dict()}
-    if result.broke is None:
-        return
+def _record(dut, evidence, result: FuzzResult, rob, known_points) -> None:
+    """The input that broke the device, its answer, and the replay block."""
     outcome: Outcome = result.reply
     now_mono, now_wall = time.monotonic(), time.time()
     conn = f"->{dut.target.host}:{dut.target.port}"
@@ -64,50 +63,26 @@ def _record(dut, evidence, result: FuzzResult, rob, case_id: str, known_points) 
     if outcome is not None and outcome.reply:
         evidence.frames.append(Frame("rx", now_mono + outcome.elapsed_s, now_wall + outcome.elapsed_s, outcome.reply.hex(),
                                      describe_tcp(outcome.reply, is_response=True), conn))
-    evidence.replay = {
-        "protocol": "modbus",
-        "frames": [result.broke.data.hex()],
-        "kind": result.broke.kind,
-        "seed": result.seed,
-        "reply_timeout_s": REPLY_TIMEOUT_S,
-        "recovery_s": rob.recovery_time_ms / 1000,
-        "answer_within_s": rob.monitor_timeout_ms / 1000,
-        "problem": result.problem,
-        "unit": dut.unit,
-        "checks": replay_checks(known_points),
-    }
+    evidence.replay = replay_block(result, rob, "modbus", [result.broke.data], [[f.data] for f in result.preceding],
+                                   REPLY_TIMEOUT_S, unit=dut.unit, checks=replay_checks(known_points))
 
 
-def _fuzz(dut, evidence, rob, known_points, harness_seed, strategy, case_id, judge=None) -> FuzzResult:
-    alive = Liveness(dut, known_points, rob.monitor_timeout_ms / 1000)
-    if not alive(rob.recovery_time_ms / 1000):
-        fail("the device does not answer reads of its known points before any input was sent",
-             expected="an answer to each monitor read", observed="none")
-    result = find_breaking_input(strategy, _send(dut), alive, examples=rob.fuzz_examples, run_seed=harness_seed,
-                                 answer_within_s=rob.monitor_timeout_ms / 1000, recovery_s=rob.recovery_time_ms / 1000,
-                                 judge=judge)
-    _record(dut, evidence, result, rob, case_id, known_points)
-    if result.broke is not None and not result.reproduced and not result.device_dead_at_end:
-        inconclusive(f"{result.problem} once, after {result.broke.describe()}, but not when it was sent again: "
-                     "timing noise, or a state of the device the input alone does not recreate (see the evidence)")
-    evidence.notes.append(f"{result.tried} inputs sent in {result.duration_s:.1f} s (seed {result.seed}); "
-                          f"kinds: {', '.join(f'{k} x{n}' for k, n in sorted(result.kinds.items()))}")
+def _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, strategy, case_id, judge=None) -> FuzzResult:
+    result = fuzz(strategy, _send(dut), liveness, rob, harness_seed, evidence, case_id, restarter=restarter, judge=judge)
+    if result.broke is not None:
+        _record(dut, evidence, result, rob, known_points)
+    inconclusive_unless_reproduced(result)
     return result
-
-
-def _which(result: FuzzResult) -> str:
-    if result.minimised:
-        return f"the simplest of {result.tried} inputs"
-    return f"input {result.generated}; not minimised: the device did not come back within the recovery time"
 
 
 @case("ROB-MB-MALFORMED", "Malformed frames neither stop the device nor change its data",
       requirements=["ROB-62443-CR3.5-INPUT", "ROB-MBTCP-4.4.2-DISCARD"], level="MUST",
       clause=f"{IEC} §CR 3.5; {IG} §4.4.2.2")
-def test_malformed_frames(dut, evidence, rob, known_points, harness_seed):
-    result = _fuzz(dut, evidence, rob, known_points, harness_seed, malformed_adus(dut.unit), "ROB-MB-MALFORMED")
+def test_malformed_frames(dut, evidence, rob, known_points, liveness, restarter, harness_seed):
+    result = _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, malformed_adus(dut.unit),
+                   "ROB-MB-MALFORMED")
     if result.broke is not None:
-        fail(f"{result.problem} after {result.broke.kind} ({len(result.broke.data)} bytes, {_which(result)}; "
+        fail(f"{result.problem} after {result.broke.kind} ({len(result.broke.data)} bytes, {which_input(result)}; "
              "replay: harness replay RUN ROB-MB-MALFORMED)",
              expected="the frame discarded or answered, and the device still serving",
              observed=f"{result.broke.describe()}: {result.problem}")
@@ -115,11 +90,12 @@ def test_malformed_frames(dut, evidence, rob, known_points, harness_seed):
 
 @case("ROB-MB-BOUNDARY", "Requests at and beyond the limits are answered and leave the device serving",
       requirements=["ROB-MBAP-7-BOUNDARY", "ROB-62443-CR3.5-INPUT"], level="MUST", clause=f"{AP} §7; {IEC} §CR 3.5")
-def test_boundary_values(dut, evidence, rob, known_points, harness_seed):
+def test_boundary_values(dut, evidence, rob, known_points, liveness, restarter, harness_seed):
     claimed = sorted(fc for fc in dut.mb.function_codes if fc in BOUNDARY_FUNCTION_CODES)
     strategy = boundary_adus(dut.unit, tables=_tables(dut), function_codes=claimed or None)
-    result = _fuzz(dut, evidence, rob, known_points, harness_seed, strategy, "ROB-MB-BOUNDARY", judge=_silence)
+    result = _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, strategy, "ROB-MB-BOUNDARY",
+                   judge=_silence)
     if result.broke is not None:
-        fail(f"{result.problem} for {result.broke.kind} ({_which(result)}; replay: harness replay RUN ROB-MB-BOUNDARY)",
+        fail(f"{result.problem} for {result.broke.kind} ({which_input(result)}; replay: harness replay RUN ROB-MB-BOUNDARY)",
              expected="a normal answer or an exception response, and the device still serving",
              observed=f"{result.broke.describe()}: {result.problem}")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 
-from harness.attacks import connection_storm, dribble, flood, idle_connections, modbus_tcp_reply_length
+from harness.attacks import connection_storm, flood, idle_connections, modbus_tcp_reply_length
 from harness.codec.modbus import pdu as P
 from harness.codec.modbus.adu import decode_tcp, encode_tcp
 from harness.conformance import case, fail, inconclusive
 from harness.transport.modbus_tcp import TransportError
 
+from ..robustness import dribbled
 from .support import IEC, IG, judge_attack
 
 
@@ -81,14 +82,7 @@ def test_new_client_while_idle_connections_are_held(dut, evidence, rob):
       requirements=["ROB-MBTCP-3.1.2-SEGMENTS"], level="MUST", clause=f"{IG} §3.1.2, §4.3.2")
 def test_slow_partial_frame(dut, monitor, evidence, rob):
     frame = _read_frames(dut, 1)[0]
-    start = monitor.mark("dribble start")
-    outcome = dribble(dut.target.host, dut.target.port, frame, byte_interval_s=rob.slow_byte_interval_ms / 1000,
-                      reply_length=modbus_tcp_reply_length, reply_timeout_s=rob.recovery_time_ms / 1000 + 1)
-    end = monitor.mark("dribble end")
-    record = {"name": "dribble", "bytes": len(frame), "byte_interval_ms": rob.slow_byte_interval_ms,
-              "answered": outcome.reply is not None, "closed": outcome.closed, "error": outcome.error,
-              "elapsed_s": round(outcome.elapsed_s, 3)}
-    judge_attack(monitor, evidence, rob, (start, end), record)
+    outcome = dribbled(dut.target.host, dut.target.port, frame, rob, monitor, evidence, modbus_tcp_reply_length)
     if outcome.reply is None:
         fail(f"the dribbled request got no answer ({outcome.error or 'connection closed'})",
              expected="the answer to the reassembled request", observed=outcome.error or "closed")

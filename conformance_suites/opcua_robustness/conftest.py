@@ -1,27 +1,23 @@
-"""Fixtures of the OPC UA robustness suite: the server, its robustness parameters and a liveness
-monitor that reads the device's known nodes over a session of its own while a case attacks it."""
+"""Fixtures of the OPC UA robustness suite: the server, its known nodes, a liveness check for the
+fuzzer and a liveness monitor that reads the known nodes over a session of its own while a case
+attacks it.  The protocol-free ones (the robustness parameters, the restarter) come from
+..robustness."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.conformance import not_applicable
-from harness.liveness import LivenessMonitor
 from harness.liveness_opcua import checks_from_profile, opcua_probe
 
 from ..opcua.support import UaDut
-from .support import probe_security
+from ..robustness import device_serving_before_case, restarter, rob, run_attacks_one_at_a_time, watch  # noqa: F401 - fixtures
+from .support import Liveness, probe_security
 
 
 @pytest.fixture
 def dut(target, profile, evidence):
     return UaDut(target, profile, evidence, [])
-
-
-@pytest.fixture
-def rob(profile):
-    """The profile's robustness parameters (harness.profile_robustness)."""
-    return profile.robustness
 
 
 @pytest.fixture
@@ -34,18 +30,18 @@ def known_points(profile):
 
 
 @pytest.fixture
+def liveness(dut, known_points, rob):
+    """alive(within_s): does the server answer a Read of the known nodes within that time?"""
+    alive = Liveness(dut, known_points, rob.monitor_timeout_ms / 1000)
+    yield alive
+    alive.close()
+
+
+@pytest.fixture
 def monitor(dut, rob, known_points):
     """Reads the known nodes every `monitor_interval_ms` over a session of its own."""
-    probe = opcua_probe(dut.url, known_points, security=probe_security(dut))
-    watch = LivenessMonitor(probe, interval_s=rob.monitor_interval_ms / 1000, timeout_s=rob.monitor_timeout_ms / 1000)
-    watch.start()
-    yield watch
-    watch.stop()
+    yield from watch(opcua_probe(dut.url, known_points, security=probe_security(dut)), rob)
 
 
 def pytest_collection_modifyitems(items):
-    # Attacks load the server: two at once would blame each on the other. One xdist worker
-    # runs them all, in order (with --dist loadgroup).
-    for item in items:
-        if "opcua_robustness" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("opcua-robustness"))
+    run_attacks_one_at_a_time(items, "opcua_robustness")

@@ -15,10 +15,9 @@ from harness.liveness import answers_within
 from harness.liveness_opcua import NodeCheck, ProbeSecurity, open_session, opcua_probe, resolve_node_ids
 from harness.opcua import UaChannel, UaTransportError, close_session, summarize, ua
 
-from ..modbus_robustness.support import judge_attack  # protocol-free: the monitor's report decides
+from ..robustness import IEC, judge_attack
 
 P6 = "OPC 10000-6 Part 6 v1.05"
-IEC = "IEC 62443-4-2 v1.0 (Edition 1.0, 2019)"
 BUFFER_SIZE = 65536  # the Hello's buffers: what harness.strategies.uacp assumes (message_chunks)
 FLOOD_MAX_IN_FLIGHT = 2000  # Reads sent and not yet answered, at most; beyond that a due Read is not sent
 FLOOD_DRAIN_S = 0.5  # after the flood, how long answers still in flight are awaited

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from harness.attacks import Outcome, send_each, uacp_reply_length
 from harness.codec.opcua import uacp
 from harness.conformance import case, fail
-from harness.fuzz import FuzzResult, find_breaking_input
+from harness.fuzz import FuzzResult
 from harness.liveness_opcua import checks_to_block
 from harness.model import Frame
 from harness.strategies import FuzzFrame, uacp_messages
 
-from .support import IEC, P6, Liveness, hello
+from ..robustness import fuzz, inconclusive_unless_reproduced, replay_block, which_input
+from .support import IEC, P6, hello
 
 # How long an answer is awaited when only liveness is judged: long enough for the server to
 # have read the message before the monitor asks (the answer itself is only recorded).
@@ -99,12 +100,11 @@ def _unanswered_within(window_s: float):
     return judge
 
 
-def _record(dut, evidence, result: FuzzResult, rob, case_id: str, known_points, answer_window_s: float) -> None:
-    evidence.attack = {"name": case_id, **result.to_dict()}
-    if result.broke is None:
-        return
+def _record(dut, evidence, result: FuzzResult, rob, known_points, answer_window_s: float) -> None:
+    """The input that broke the server (with the Hello before it), its answers, and the replay block."""
+    hello_message = hello(dut)
     exchange: Exchange | None = result.reply
-    frames = exchange.frames if exchange is not None else wire_frames(result.broke, hello(dut))
+    frames = exchange.frames if exchange is not None else wire_frames(result.broke, hello_message)
     now_mono, now_wall = time.monotonic(), time.time()
     conn = f"->{dut.host}:{dut.port}"
     for n, data in enumerate(frames):
@@ -114,41 +114,20 @@ def _record(dut, evidence, result: FuzzResult, rob, case_id: str, known_points, 
         if outcome is not None and outcome.reply:
             evidence.frames.append(Frame("rx", now_mono + outcome.elapsed_s, now_wall + outcome.elapsed_s, outcome.reply.hex(),
                                          _describe_reply(outcome.reply), conn))
-    evidence.replay = {
-        "protocol": "opcua",
-        "frames": [data.hex() for data in frames],
-        "kind": result.broke.kind,
-        "seed": result.seed,
-        "reply_timeout_s": answer_window_s,  # as in the run, so that a replay is timed the same
-        "recovery_s": rob.recovery_time_ms / 1000,
-        "answer_within_s": rob.monitor_timeout_ms / 1000,
-        "problem": result.problem,
-        "endpoint_url": dut.url,
-        "checks": checks_to_block(known_points),
-    }
+    preceding = [wire_frames(frame, hello_message) for frame in result.preceding]
+    # reply_timeout_s as in the run, so that a replay is timed the same
+    evidence.replay = replay_block(result, rob, "opcua", frames, preceding, answer_window_s, endpoint_url=dut.url,
+                                   checks=checks_to_block(known_points))
 
 
-def _fuzz(dut, evidence, rob, known_points, harness_seed, case_id: str, answer_window_s: float, judge=None) -> FuzzResult:
-    alive = Liveness(dut, known_points, rob.monitor_timeout_ms / 1000)
-    try:
-        if not alive(rob.recovery_time_ms / 1000):
-            fail("the server does not answer Reads of the known nodes before any input was sent",
-                 expected="an answer to each monitor Read", observed="none")
-        result = find_breaking_input(uacp_messages(dut.url), _send(dut, answer_window_s), alive, examples=rob.fuzz_examples,
-                                     run_seed=harness_seed, answer_within_s=rob.monitor_timeout_ms / 1000,
-                                     recovery_s=rob.recovery_time_ms / 1000, judge=judge)
-    finally:
-        alive.close()
-    _record(dut, evidence, result, rob, case_id, known_points, answer_window_s)
-    evidence.notes.append(f"{result.tried} inputs sent in {result.duration_s:.1f} s (seed {result.seed}); "
-                          f"kinds: {', '.join(f'{k} x{n}' for k, n in sorted(result.kinds.items()))}")
+def _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, case_id: str, answer_window_s: float,
+          judge=None) -> FuzzResult:
+    result = fuzz(uacp_messages(dut.url), _send(dut, answer_window_s), liveness, rob, harness_seed, evidence, case_id,
+                  restarter=restarter, judge=judge, device="server")
+    if result.broke is not None:
+        _record(dut, evidence, result, rob, known_points, answer_window_s)
+    inconclusive_unless_reproduced(result)
     return result
-
-
-def _which(result: FuzzResult) -> str:
-    if result.minimised:
-        return f"the simplest of {result.tried} inputs"
-    return f"input {result.generated}; not minimised: the server did not come back within the recovery time"
 
 
 def _size(result: FuzzResult) -> str:
@@ -161,10 +140,10 @@ def _size(result: FuzzResult) -> str:
 @case("ROB-UA-MALFORMED", "Malformed UACP messages do not stop the server serving its sessions",
       requirements=["ROB-62443-CR3.5-INPUT", "ROB-UA-P6-7.1.5-KEEPS-SERVING"], level="MUST",
       clause=f"{IEC} §CR 3.5; {P6} §7.1.5")
-def test_malformed_messages(dut, evidence, rob, known_points, harness_seed):
-    result = _fuzz(dut, evidence, rob, known_points, harness_seed, "ROB-UA-MALFORMED", GLANCE_S)
+def test_malformed_messages(dut, evidence, rob, known_points, liveness, restarter, harness_seed):
+    result = _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, "ROB-UA-MALFORMED", GLANCE_S)
     if result.broke is not None:
-        fail(f"{result.problem} after {result.broke.kind} ({_size(result)}, {_which(result)}; "
+        fail(f"{result.problem} after {result.broke.kind} ({_size(result)}, {which_input(result, 'server')}; "
              "replay: harness replay RUN ROB-UA-MALFORMED)",
              expected="the message answered or discarded, and the server still serving its sessions",
              observed=f"{result.broke.describe()}: {result.problem}")
@@ -173,11 +152,11 @@ def test_malformed_messages(dut, evidence, rob, known_points, harness_seed):
 @case("ROB-UA-MALFORMED-ANSWER", "Malformed UACP messages that need an answer get one: an Error message before the close",
       requirements=["ROB-UA-P6-7.1.5-ERROR", "ROB-UA-P6-6.7.2.2-UNKNOWN-CHANNEL"], level="MUST",
       clause=f"{P6} §7.1.5, §6.7.2.2, §6.7.6")
-def test_malformed_messages_are_answered(dut, evidence, rob, known_points, harness_seed):
-    result = _fuzz(dut, evidence, rob, known_points, harness_seed, "ROB-UA-MALFORMED-ANSWER", dut.timeout,
-                   judge=_unanswered_within(dut.timeout))
+def test_malformed_messages_are_answered(dut, evidence, rob, known_points, liveness, restarter, harness_seed):
+    result = _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, "ROB-UA-MALFORMED-ANSWER",
+                   dut.timeout, judge=_unanswered_within(dut.timeout))
     if result.broke is not None:
-        fail(f"{result.problem} for {result.broke.kind} ({_size(result)}, {_which(result)}; "
+        fail(f"{result.problem} for {result.broke.kind} ({_size(result)}, {which_input(result, 'server')}; "
              "replay: harness replay RUN ROB-UA-MALFORMED-ANSWER)",
              expected="an answer (Acknowledge, OpenSecureChannel response, or an Error message before the close), "
                       "and the server still serving",

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import time
 
-from harness.attacks import connection_storm, dribble, idle_connections, uacp_reply_length
+from harness.attacks import connection_storm, idle_connections, uacp_reply_length
 from harness.codec.opcua import uacp
 from harness.conformance import case, fail
 
+from ..robustness import dribbled
 from .support import IEC, P6, hello, judge_attack, read_flood
 
 
@@ -66,14 +67,7 @@ def test_idle_connections(dut, monitor, evidence, rob):
       requirements=["ROB-UA-P6-7.1.3-SLOW-HELLO"], level="MUST", clause=f"{P6} §7.1.2.2, §7.1.3")
 def test_slow_hello(dut, monitor, evidence, rob):
     message = hello(dut)
-    start = monitor.mark("dribble start")
-    outcome = dribble(dut.host, dut.port, message, byte_interval_s=rob.slow_byte_interval_ms / 1000,
-                      reply_length=uacp_reply_length, reply_timeout_s=rob.recovery_time_ms / 1000 + 1)
-    end = monitor.mark("dribble end")
-    record = {"name": "dribble", "bytes": len(message), "byte_interval_ms": rob.slow_byte_interval_ms,
-              "answered": outcome.reply is not None, "closed": outcome.closed, "error": outcome.error,
-              "elapsed_s": round(outcome.elapsed_s, 3)}
-    judge_attack(monitor, evidence, rob, (start, end), record)
+    outcome = dribbled(dut.host, dut.port, message, rob, monitor, evidence, uacp_reply_length)
     if outcome.reply is None:
         fail(f"the dribbled Hello got no answer ({outcome.error or 'connection closed'})",
              expected="an Acknowledge to the reassembled Hello", observed=outcome.error or "closed")

@@ -6,6 +6,7 @@ on a sound one."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -93,20 +94,35 @@ def test_replay_names_the_cases_that_have_input(tmp_path, case):
     assert result.returncode == 2 and "ROB-MB-MALFORMED" in result.stderr, result.stderr
 
 
-def test_stock_jsmodbus_dies_on_a_malformed_request_the_fuzzer_finds(tmp_path):
+def test_stock_jsmodbus_dies_on_a_malformed_request_the_fuzzer_finds_and_shrinks(tmp_path):
     """jsmodbus 5.0.0 as shipped (without the peer script's catch of uncaught exceptions) ends
-    node on a write request that throws inside it; the fuzzer finds such a request without being
-    told which, and the replay kills a fresh server again.  The seed is one with which the
-    fuzzer meets such a request within its 300 inputs (input 48: an FC05 past the end of the
-    coils with trailing bytes); not every seed does, which is why a run records its seed."""
+    node on a write request that throws inside it.  The fuzzer finds such a request without
+    being told which; the profile's restart command (here: the same server started again on its
+    port) brings the server back after each death, so the input is shrunk like any other, and the
+    next case finds the server serving.  The replay kills a fresh server again.  The seed is one
+    with which the fuzzer meets such a request within its 300 inputs (input 48); not every seed
+    does, which is why a run records its seed."""
     from harness.peers.node_modbus_servers import start_jsmodbus_server
 
     with start_jsmodbus_server(example_profile_path(), stock=True) as peer:
-        code, data, output = certify(peer.url, tmp_path / "run", *ROBUSTNESS, "-k", "MALFORMED", "--seed", "1350613311")
+        restart = list(peer.argv)
+        restart[restart.index("--port") + 1] = "{port}"
+        profile = tmp_path / "device.yaml"
+        profile.write_text(example_profile_path().read_text(encoding="utf-8") + "\nrobustness:\n"
+                           "  recovery_time_ms: 500\n  monitor_timeout_ms: 300\n  restart_timeout_ms: 20000\n"
+                           f"  restart_command: {json.dumps(restart)}\n", encoding="utf-8")
+        code, data, output = certify(peer.url, tmp_path / "run", *ROBUSTNESS, "-k", "MALFORMED or STORM",
+                                     "--seed", "1350613311", profile=profile, timeout=300)
     assert data is not None and code == 1, output
+    got = verdicts(data)
+    assert got == {"ROB-MB-MALFORMED": "FAIL", "ROB-MB-STORM": "PASS"}, output
     case = data["cases"][0]
-    assert case["id"] == "ROB-MB-MALFORMED" and case["verdict"] == "FAIL", output
-    assert "did not come back" in case["message"] and case["evidence"]["replay"]["frames"]
+    attack = case["evidence"]["attack"]
+    assert "did not come back" in case["message"] and attack["minimised"] and attack["reproduced"], case["message"]
+    assert attack["restarts"] > 1 and attack["restored"], attack
+    assert len(attack["preceding"]) == 5, attack
+    frame = bytes.fromhex(case["evidence"]["replay"]["frames"][0])
+    assert len(frame) <= 12 and frame[7] in (5, 6), frame.hex()  # a single write past the end of jsmodbus's buffer
     with start_jsmodbus_server(example_profile_path(), stock=True) as fresh:
         shown = _replay(tmp_path / "run", "ROB-MB-MALFORMED", fresh.url)
     assert shown.returncode == 1 and "REPRODUCED" in shown.stdout, shown.stdout + shown.stderr

@@ -73,3 +73,45 @@ def test_a_device_that_never_comes_back_gives_the_first_input_unshrunk():
         result = _fuzz(sim.port, examples=100)
     assert result.broke is not None and bad_mbap_length(result.broke.data), result.broke
     assert not result.minimised and result.device_dead_at_end
+
+
+def test_a_device_that_never_comes_back_is_restarted_to_shrink_the_input():
+    """With a way to restart the device (the profile's restart command in a suite; here a fresh
+    simulator on the same port), an input that silences it for good is shrunk like any other,
+    and the device is left serving for what comes next."""
+    profile = load_profile(example_profile_path())
+    fault = [parse_fault("hang-on-bad-length=0")]
+    sims = [start_in_thread(profile, fault)]
+    port = sims[0].port
+
+    def restart() -> bool:
+        sims[-1].stop()
+        sims.append(start_in_thread(profile, fault, port=port))
+        return True
+
+    try:
+        probe = modbus_probe("127.0.0.1", port, 1, checks_from_profile(profile))
+
+        def alive(within_s: float) -> bool:
+            deadline = time.monotonic() + within_s
+            while probe(0.3)[0] != OK:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+            return True
+
+        def send(frame):
+            return send_each("127.0.0.1", port, [frame.data], reply_length=modbus_tcp_reply_length, reply_timeout_s=0.02)[0]
+
+        result = find_breaking_input(malformed_adus(1), send, alive, examples=200, run_seed=7, answer_within_s=0.3,
+                                     recovery_s=0.3, restart=restart, max_restarts=40)
+        assert result.broke is not None and bad_mbap_length(result.broke.data), result.broke
+        assert result.minimised and result.reproduced, result.to_dict()
+        if result.broke.kind != "malformed:oversized":
+            assert len(result.broke.data) <= 13
+        assert 1 < result.restarts <= 41 and result.restored
+        assert alive(1.0), "the device was left dead"
+        assert len(result.preceding) == min(5, result.generated - 1)
+        assert result.to_dict()["preceding"][0]["hex"]
+    finally:
+        sims[-1].stop()

@@ -28,6 +28,7 @@ RULES = {
     "harness.liveness_modbus": ("harness.codec", "harness.liveness"),
     "harness.liveness_opcua": ("harness.liveness", "harness.opcua", "harness.profile"),
     "harness.fuzz": ("hypothesis", "harness.strategies"),
+    "harness.restart": (),  # runs the profile's restart command: subprocess, no shell
     "harness.replay": ("harness.attacks", "harness.codec", "harness.liveness", "harness.liveness_modbus",
                        "harness.liveness_opcua", "harness.target", "harness.store"),
     # Debian's Chromium through Playwright: PDF output and the browser tests
@@ -71,6 +72,9 @@ RULES = {
     "conformance_suites.opcua_client": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
                                         "harness.profile_opcua", "harness.requirements", "harness.opcua", "harness.transport",
                                         "harness.adapters", "harness.peers", "conformance_suites", "pytest"),
+    # what the robustness suites share: fixtures, the monitor's life cycle, the fuzz run and its evidence
+    "conformance_suites.robustness": ("harness.attacks", "harness.conformance", "harness.model", "harness.profile_robustness",
+                                      "harness.liveness", "harness.fuzz", "harness.restart", "pytest"),
     # the robustness suite attacks with harness.attacks and watches with harness.liveness
     "conformance_suites.modbus_robustness": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
                                              "harness.transport", "harness.attacks", "harness.liveness",

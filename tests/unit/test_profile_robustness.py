@@ -33,3 +33,22 @@ def test_errors_name_line_field_and_fix(text, field, problem):
     message = str(info.value)
     assert field in message and problem in message
     assert f"device.yaml:{BASE.count(chr(10)) + 2}" in message  # the line of the bad field
+
+
+def test_a_restart_command_is_an_argument_list_with_the_targets_placeholders():
+    profile = parse_profile(BASE + 'robustness:\n  restart_command: [./restart.sh, "{host}", "--port={port}", 7]\n')
+    assert profile.robustness.restart_command == ("./restart.sh", "{host}", "--port={port}", "7")
+    assert profile_summary(profile)["parameters"]["robustness"]["restart_command"] == ["./restart.sh", "{host}", "--port={port}", "7"]
+    assert parse_profile(BASE + "robustness:\n  restart_command: []\n").robustness.restart_command == ()
+
+
+@pytest.mark.parametrize("value, problem", [
+    ('"./restart.sh {host}"', "expected a list, e.g. [systemctl, restart, my-plc]"),
+    ('[restart, "{unit}"]', "names {unit}; the placeholders are {host}, {port}"),
+    ('[restart, "{"]', "write a literal brace as {{ or }}"),
+    ("[restart, [a]]", "argument 2: expected text"),
+])
+def test_a_bad_restart_command_names_the_fix(value, problem):
+    with pytest.raises(ProfileError) as info:
+        parse_profile(BASE + f"robustness:\n  restart_command: {value}\n", "device.yaml")
+    assert "robustness.restart_command" in str(info.value) and problem in str(info.value)
