@@ -140,7 +140,7 @@ def fuzz(strategy, send: Send, alive: Alive, rob: RobustnessSection, harness_see
     restart = (lambda: restarter.restart(alive).ok) if restarter is not None else None
     result = find_breaking_input(strategy, send, alive, examples=rob.fuzz_examples, run_seed=harness_seed,
                                  answer_within_s=rob.monitor_timeout_ms / 1000, recovery_s=recovery_s, judge=judge,
-                                 restart=restart, max_restarts=rob.restart_limit)
+                                 restart=restart, max_restarts=rob.restart_limit, shrink_budget_s=rob.shrink_time_ms / 1000)
     evidence.attack = {"name": case_id, **result.to_dict()}
     evidence.notes.append(f"{result.tried} inputs sent in {result.duration_s:.1f} s (seed {result.seed}); "
                           f"kinds: {', '.join(f'{k} x{n}' for k, n in sorted(result.kinds.items()))}")
@@ -164,8 +164,10 @@ def which_input(result: FuzzResult, device: str = "device") -> str:
     """Which input the verdict names: the simplest, or (unshrunk) the first that broke it."""
     if result.minimised:
         restarted = f", restarted {result.restarts} time(s) to shrink it" if result.restarts else ""
-        return f"the simplest of {result.tried} inputs{restarted}"
+        cut = " (shrinking stopped at robustness.shrink_time_ms)" if result.shrink_cut else ""
+        return f"the simplest of {result.tried} inputs{restarted}{cut}"
     how = (f"a restart did not bring the {device} back" if result.restarts else
+           "no time left to shrink it (robustness.shrink_time_ms)" if result.shrink_cut else
            f"the {device} did not come back within the recovery time; robustness.restart_command in the profile lets "
            "the harness restart it and shrink the input")
     return f"input {result.generated}; not minimised: {how}"

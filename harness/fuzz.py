@@ -11,6 +11,8 @@ is restarted when the caller gave a way to (`restart`, the profile's restart com
 harness.restart), and otherwise the try is marked invalid (`assume(False)`) rather than blamed
 on the input at hand: the verdict then rests on the simplest input seen to break a device that
 was alive when it was sent.  A device left dead at the end is restarted too, for the next case.
+Shrinking stops after `shrink_budget_s`: a device that stalls for seconds on each try would
+otherwise keep a case busy for Hypothesis's own limit (500 shrinks, five minutes).
 
 The few inputs sent just before the one that broke the device are kept (`preceding`): when the
 failure does not come back from that input alone, they are the evidence of a state that earlier
@@ -64,6 +66,7 @@ class FuzzResult:
     preceding: list[FuzzFrame] = field(default_factory=list)  # sent just before the first input that broke it, oldest first
     restarts: int = 0  # times the device was restarted (to shrink, or after the run to leave it serving)
     restored: bool = False  # dead at the end, and a restart brought it back
+    shrink_cut: bool = False  # shrinking stopped at its time budget: simpler inputs may still break the device
 
     @property
     def rate_per_s(self) -> float:
@@ -75,12 +78,13 @@ class FuzzResult:
                 "broke": self.broke.describe() if self.broke else None, "problem": self.problem,
                 "minimised": self.minimised, "reproduced": self.reproduced,
                 "preceding": [{"kind": f.kind, "hex": f.data.hex()} for f in self.preceding],
-                "restarts": self.restarts, "restored": self.restored}
+                "restarts": self.restarts, "restored": self.restored, "shrink_cut": self.shrink_cut}
 
 
 def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, alive: Alive, *, examples: int,
                         run_seed: int, answer_within_s: float, recovery_s: float, judge: Judge | None = None,
-                        shrink: bool = True, restart: Restart | None = None, max_restarts: int = 0) -> FuzzResult:
+                        shrink: bool = True, restart: Restart | None = None, max_restarts: int = 0,
+                        shrink_budget_s: float | None = None) -> FuzzResult:
     """Send up to `examples` inputs; return what was tried and, if the device broke, the simplest
     input that broke it (see the module docstring).
 
@@ -99,6 +103,7 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
     last_break: list[tuple[FuzzFrame, Any, str]] = []
     dead_streak = [0]
     start = time.monotonic()
+    first_break_at = [0.0]
 
     def restarted() -> bool:
         if restart is None or result.restarts >= max_restarts:
@@ -125,11 +130,18 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
     def attempt(frame: FuzzFrame) -> None:
         nonlocal failing_seen
         if failing_seen:
+            if shrink_budget_s is not None and time.monotonic() - first_break_at[0] > shrink_budget_s \
+                    and frame != last_break[-1][0]:
+                # Out of time: only the simplest input so far is sent again (Hypothesis's final
+                # replay of it); every simpler candidate is skipped unsent.
+                result.shrink_cut = True
+                assume(False)
             if not device_back():
                 dead_streak[0] += 1
                 assume(False)  # the device is down before this input: it cannot be blamed on it
             dead_streak[0] = 0
-            result.minimised = True
+            if frame != last_break[-1][0]:  # not Hypothesis's final replay of the best so far
+                result.minimised = True
         result.tried += 1
         if not failing_seen:
             result.generated += 1
@@ -144,6 +156,7 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
         if problem:
             if not failing_seen:
                 result.preceding = list(recent)[:-1]
+                first_break_at[0] = time.monotonic()
             failing_seen = True
             last_break.append((frame, reply, problem))
             raise _DeviceBroke(f"{frame.describe()}: {problem}")

@@ -11,6 +11,8 @@ suites, each optional with a default a small field device should meet.
       monitor_interval_ms: 50     # how often the liveness monitor reads the known points
       monitor_timeout_ms: 1000    # a monitor read with no answer within this is "missing"
       fuzz_examples: 300          # generated inputs per fuzzing case (before shrinking)
+      shrink_time_ms: 120000      # at most this long shrinking one failure; the simplest input
+                                  # found by then is the evidence
       degraded_ok: false          # true: the device may miss monitor reads DURING an attack,
                                   # as long as it recovers in time (the essential function
                                   # may pause); false: it must keep answering throughout
@@ -44,6 +46,7 @@ class RobustnessSection:
     monitor_interval_ms: int = 50
     monitor_timeout_ms: int = 1000
     fuzz_examples: int = 300
+    shrink_time_ms: int = 120000
     degraded_ok: bool = False
     restart_command: tuple[str, ...] = ()  # empty: the harness cannot restart the device
     restart_timeout_ms: int = 30000
@@ -61,6 +64,7 @@ _LIMITS = {
     "monitor_interval_ms": (5, 60_000),
     "monitor_timeout_ms": (10, 60_000),
     "fuzz_examples": (1, 1_000_000),
+    "shrink_time_ms": (0, 3_600_000),
     "restart_timeout_ms": (100, 3_600_000),
     "restart_limit": (0, 100_000),
 }
