@@ -75,6 +75,11 @@ class DeviceModel:
         if notify:
             self._notify(name)
 
+    def check(self, name: str, value: Any) -> None:
+        """PointValueError if the point cannot hold the engineering value (what `write` would
+        refuse); nothing is stored."""
+        self._to_raw(self.points[name], value)
+
     def subscribe(self, listener: Listener) -> None:
         """Call `listener(point name, engineering value)` after every change of a point."""
         self._listeners.append(listener)

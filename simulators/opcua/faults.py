@@ -15,9 +15,11 @@ them; `simulators/opcua/client_faults.py` implements them.  The read faults hit 
 the device's own points, so a client's connect sequence and its background reads (asyncua's
 ServerStatus watchdog) go through untouched.
 
-The robustness faults (`ROBUSTNESS_FAULTS`, `NAME=VALUE`) plant a weakness only the robustness
-suite (`conformance_suites/opcua_robustness`) can see, e.g. `ua-hang-on-bad-size=1500`: an
-input that silences the whole server for a while (`simulators/opcua/hang_fault.py`).
+The robustness faults (`ROBUSTNESS_FAULTS`) plant a weakness only the robustness suite
+(`conformance_suites/opcua_robustness`) can see: `ua-hang-on-bad-size=MS`, an input that
+silences the whole server for a while (`simulators/opcua/hang_fault.py`), and
+`ua-lose-writes[:every=N]`, Writes answered Good whose values are not stored
+(`simulators/opcua/lose_writes_fault.py`).
 """
 
 from __future__ import annotations
@@ -66,12 +68,17 @@ CLIENT_FAULTS: dict[str, tuple[str, str, str | None, str | None]] = {
 }
 
 # Robustness faults: name -> (what the server does wrong, the robustness case that must catch it,
-# the kind of VALUE: "ms" (0 allowed: for good), and its default).
+# the kind of VALUE and its default: "ms" is `NAME=MS` (0 allowed: for good); "every" takes no
+# value, only an optional `:every=N` suffix).
 ROBUSTNESS_FAULTS: dict[str, tuple[str, str, str, str]] = {
     "ua-hang-on-bad-size": ("a message whose MessageSize disagrees with its bytes (below its type's minimum, or a Hello "
                             "whose fields end before or after it) silences the whole server, every connection, for MS ms "
                             "(0: for good) instead of the Error message (Part 6 §7.1.5)", "ROB-UA-MALFORMED", "ms", "1500"),
+    "ua-lose-writes": ("a Write of a device point's Value is answered Good but the value is not stored (every such "
+                       "write, or with :every=N every Nth, counted over the whole server); a write the point would "
+                       "refuse is still refused (Part 4 §5.10.4.1)", "ROB-UA-STATEFUL-WRITES", "every", ""),
 }
+_EVERY = re.compile(r"^every=(\d+)$")
 
 _STATUS_NAME = re.compile(r"^Bad_?[A-Za-z0-9]+$")
 
@@ -85,6 +92,10 @@ def parse_opcua_faults(names) -> frozenset[str]:
     (``ua-late-read`` -> ``ua-late-read=2400``)."""
     faults = set()
     for text in names:
+        head, colon, option = str(text).partition(":")
+        if colon and head in ROBUSTNESS_FAULTS and ROBUSTNESS_FAULTS[head][2] == "every":
+            faults.add(_every_fault_text(head, option))
+            continue
         name, sep, value = str(text).partition("=")
         if name in OPCUA_FAULTS:
             if sep:
@@ -118,11 +129,34 @@ def _client_fault_text(name: str, value: str | None) -> str:
 
 
 def _robustness_fault_text(name: str, value: str | None) -> str:
-    default = ROBUSTNESS_FAULTS[name][3]
+    kind, default = ROBUSTNESS_FAULTS[name][2:]
+    if kind == "every":
+        if value is not None:
+            raise OpcuaFaultError(f"OPC UA fault {name} takes no value (got {name}={value}); "
+                                  f"write {name} or {name}:every=N")
+        return name
     value = default if value is None or value == "" else value
     if not value.isdigit():
         raise OpcuaFaultError(f"{name}={value}: give a number of milliseconds (0: for good)")
     return f"{name}={int(value)}"
+
+
+def _every_fault_text(name: str, option: str) -> str:
+    match = _EVERY.match(option)
+    if match is None or int(match.group(1)) < 1:
+        raise OpcuaFaultError(f"{name}:{option}: the only option is :every=N, N a whole number from 1 "
+                              f"(e.g. {name}:every=5)")
+    return f"{name}:every={int(match.group(1))}"
+
+
+def lose_writes_every(faults) -> int | None:
+    """Every how many writes `ua-lose-writes` loses one (1: every write), among validated
+    `faults`; None without the fault."""
+    for text in faults:
+        name, _, option = text.partition(":")
+        if name == "ua-lose-writes":
+            return int(option.partition("=")[2]) if option else 1
+    return None
 
 
 def hang_fault_ms(faults) -> int | None:

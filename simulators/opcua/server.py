@@ -38,8 +38,9 @@ from harness.profile import Profile
 from ..device_model import DeviceModel
 from . import aspace_cache
 from .client_faults import ClientFaults, FaultyGuard, FaultyProcessor
-from .faults import hang_fault_ms, parse_opcua_faults
+from .faults import hang_fault_ms, lose_writes_every, parse_opcua_faults
 from .hang_fault import hanging_guard
+from .lose_writes_fault import LosingWrites
 from .device_nodes import DeviceNodes, build_device_nodes, ua_value
 from .services import ConformantProcessor, DeviceContext
 from .uacp_guard import GuardedProtocol
@@ -185,7 +186,11 @@ class OpcuaSimulator:
         await self._identity(server)
         values = {p.name: self.model.value(p.name) for p in self.profile.points}
         self.nodes = await build_device_nodes(server, self.profile, values)
-        attributes = {"device": DeviceContext(section, self.nodes, self.model), "trusted": self._trusted(), "faults": self.faults}
+        every = lose_writes_every(self.faults)
+        # the Write service's model: with ua-lose-writes one that drops acknowledged writes
+        # (simulators/opcua/lose_writes_fault.py); otherwise the device model itself
+        model = self.model if every is None else LosingWrites(self.model, every)
+        attributes = {"device": DeviceContext(section, self.nodes, model), "trusted": self._trusted(), "faults": self.faults}
         if self.client_faults is None:
             server.processor_class = type("DeviceProcessor", (_Processor,), attributes)
         else:  # simulators/opcua/client_faults.py: misbehaviour for testing clients

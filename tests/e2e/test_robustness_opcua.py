@@ -1,7 +1,9 @@
 """The OPC UA robustness suite end to end: the bundled simulator passes every case and stays
 within bounded memory; a planted weakness (a framing bug that silences the whole server after a
 message whose MessageSize disagrees with its bytes) FAILs ROB-UA-MALFORMED with a minimised
-input, and that input, sent again as recorded, silences a fresh faulty server and not a sound one."""
+input, and that input, sent again as recorded, silences a fresh faulty server and not a sound one;
+another (Writes answered Good and not stored) FAILs ROB-UA-STATEFUL-WRITES with the shortest
+sequence of writes and reads that shows it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .helpers import certify, rss_kib, simulator_process, verdicts
 
 ROBUSTNESS = ["--suite", "opcua_robustness", "--no-archive"]
 LOAD_CASES = ("ROB-UA-FLOOD", "ROB-UA-STORM", "ROB-UA-IDLE", "ROB-UA-SLOW")
+STATEFUL = "ROB-UA-STATEFUL-WRITES"
 # the generated kinds whose MessageSize can disagree with their bytes the way the planted bug
 # reacts to (harness.strategies.uacp; simulators/opcua/hang_fault.py)
 SIZE_DISAGREES = {"uacp:hello-size-short", "uacp:hello-trailing", "uacp:hello-url-length-beyond", "uacp:opn-size-short",
@@ -44,7 +47,7 @@ def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
     bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
     assert bad == {}, output
     assert code == 0
-    assert len(data["cases"]) == 6
+    assert len(data["cases"]) == 7
     print(f"OPC UA simulator RSS before {before} KiB, after the robustness suite {after} KiB")
     # the fuzzing, flood, storm and idle connections leave no growth behind beyond the allocator's slack
     assert after - before < 16 * 1024, f"simulator RSS grew from {before} to {after} KiB"
@@ -52,6 +55,9 @@ def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
         if case["id"] in LOAD_CASES:
             monitor = case["evidence"]["monitor"]
             assert monitor["ok"] and monitor["counts"]["during"]["ok"] > 0, case["id"]
+        elif case["id"] == STATEFUL:
+            assert "answered Good was held" in case["evidence"]["notes"][0], case["evidence"]["notes"]
+            assert not case["evidence"].get("replay")
         else:
             assert case["evidence"]["attack"]["tried"] == 300 and case["evidence"]["attack"]["broke"] is None
     flood = next(c for c in data["cases"] if c["id"] == "ROB-UA-FLOOD")["evidence"]["attack"]
@@ -81,3 +87,32 @@ def test_a_framing_bug_that_silences_the_server_fails_with_a_minimised_input(tmp
         assert _silenced_by(fresh.url, replay), "the recorded input did not silence a fresh faulty server"
     with _simulator() as sound:
         assert not _silenced_by(sound.url, replay), "the recorded input silenced a sound server"
+
+
+def test_writes_answered_good_and_not_stored_fail_with_the_shortest_sequence(tmp_path):
+    with _simulator("ua-lose-writes") as sim:
+        code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS, "-k", STATEFUL)
+    assert data is not None and code == 1, output
+    assert verdicts(data) == {STATEFUL: "FAIL"}, output
+    case = data["cases"][0]
+    evidence = case["evidence"]
+    assert "do not hold what was written and answered Good" in case["message"], case["message"]
+    assert case["requirements"] == ["ROB-UA-P4-5.10.4-WRITES-HELD"] and "Part 4 v1.04 §5.10.4" in case["clause"]
+    # found without being told and shrunk: the starting values, a write step (one value, several in
+    # one request, or requests in flight at once) answered Good, and the read that shows it was
+    # not stored, numbered in the notes
+    notes = evidence["notes"]
+    assert any(n.startswith("the shortest sequence that shows it, after shrinking") for n in notes), notes
+    steps = [n for n in notes if n[:1].isdigit()]
+    assert len(steps) == 3, notes
+    assert steps[0].startswith("1. Read the ") and steps[1].startswith("2. ") and " -> " in steps[1], steps
+    answered = steps[1].rsplit(" -> ", 1)[1]
+    assert "Write" in steps[1] and "Good" in answered and "Bad" not in answered, steps
+    assert steps[2].startswith("3. Read back") and " holds " in steps[2], steps
+    # its frames, both ways: the WriteResponse said Good, the ReadResponse after it shows the old value
+    summaries = [(f["direction"], f["summary"]) for f in evidence["frames"]]
+    assert any(d == "tx" and s.startswith("WriteRequest") for d, s in summaries), summaries
+    assert any(d == "rx" and s.startswith("WriteResponse Good [Good") for d, s in summaries), summaries
+    assert summaries[-1][0] == "rx" and summaries[-1][1].startswith("ReadResponse Good"), summaries
+    # a sequence over a session of its own cannot be sent again as recorded bytes: no replay block
+    assert not evidence.get("replay") and any(n.startswith("no replay block") for n in notes), notes
