@@ -474,7 +474,9 @@ def simulate(
                                     "ua-no-type-check, ua-node-id-invalid, ua-no-argument-check; for testing clients: "
                                     "ua-wrong-request-id, ua-late-read[=MS], ua-service-fault[=STATUS], ua-truncated-response, "
                                     "ua-size-mismatch, ua-drop-on-read, ua-hello-error[=STATUS], ua-token-lifetime[=MS], "
-                                    "ua-receive-buffer[=BYTES], ua-small-chunks[=BYTES], ua-max-message-size[=BYTES], ua-record-hello"),
+                                    "ua-receive-buffer[=BYTES], ua-small-chunks[=BYTES], ua-max-message-size[=BYTES], ua-record-hello. "
+                                    "Weaknesses for the robustness suites: hang-on-bad-length=MS, lose-writes (Modbus); "
+                                    "ua-hang-on-bad-size=MS, ua-lose-writes (OPC UA); MS 0: for good"),
 ):
     """Serve PROFILE as a simulated device until interrupted: every face shares one data model."""
     prof = _load_profile(profile)

@@ -81,8 +81,9 @@ def replay_block(results: dict, case_id: str) -> dict:
         raise ReplayError(f"no case {case_id!r} in the run; {hint}")
     block = (cases[0].get("evidence") or {}).get("replay")
     if not block:
-        raise ReplayError(f"case {case_id} has no replay input: only a robustness case that FAILed on an input records one "
-                          f"(its verdict here: {cases[0].get('verdict')})")
+        raise ReplayError(f"case {case_id} has no replay input (its verdict here: {cases[0].get('verdict')}): only a robustness "
+                          "case that FAILed on input that can be sent again as recorded keeps one; for a sequence bound to "
+                          "a session, its evidence notes list the steps and the seed that generates them again")
     return block
 
 

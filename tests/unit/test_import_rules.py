@@ -81,6 +81,7 @@ RULES = {
                                              "harness.liveness_modbus", "harness.fuzz", "harness.strategies",
                                              "conformance_suites", "hypothesis", "pytest"),
     "conformance_suites.opcua_robustness": ("harness.conformance", "harness.codec", "harness.model", "harness.profile",
+                                            "harness.profile_opcua",
                                             "harness.target", "harness.opcua", "harness.certs", "harness.attacks",
                                             "harness.liveness", "harness.liveness_opcua", "harness.fuzz",
                                             "harness.strategies", "conformance_suites", "hypothesis", "pytest"),
