@@ -32,6 +32,9 @@ ReplyLength = Callable[[bytes], "int | None"]
 """Total length of the first reply in the buffer, or None while that cannot be told yet."""
 
 _RECV_SIZE = 65536
+# A device that streams bytes without ever completing a reply (or declares a reply of gigabytes)
+# must not fill the harness's memory: past this many bytes the reply is given up.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
 _HEADER_PEEK = 256  # bytes handed to a ReplyLength; any protocol header fits
 _FLOOD_BATCH = 256  # most frames sent per loop turn before replies are read again
 _LATE_GRACE_S = 0.005  # a paced flood still sends frames due before its end this late (timer granularity)
@@ -171,6 +174,8 @@ def _receive(
         if not chunk:
             return "closed", ""
         buffer += chunk
+        if len(buffer) > MAX_REPLY_BYTES:
+            return "broken", f"the peer sent more than {MAX_REPLY_BYTES} bytes without completing a reply"
 
 
 def _await_reply(
@@ -192,11 +197,12 @@ def _peer_state(sock: socket.socket) -> tuple[str, int]:
     discarded = 0
     try:
         sock.settimeout(0.0)
-        while True:
+        while discarded <= MAX_REPLY_BYTES:  # a peer that never stops sending is still "open"
             chunk = sock.recv(_RECV_SIZE)
             if not chunk:
                 return "closed", discarded
             discarded += len(chunk)
+        return "open", discarded
     except BlockingIOError:
         return "open", discarded
     except ConnectionResetError:
@@ -606,6 +612,8 @@ def _read_lane(lane: _Lane, selector, reply_length: ReplyLength | None, tally: _
         pos = end
     if pos:
         del inbox[:pos]
+    if len(inbox) > MAX_REPLY_BYTES:
+        del inbox[:]  # a reply that never completes: its bytes are counted (bytes_in), not kept
 
 
 def _lane_closed(lane: _Lane, selector, tally: _FloodTally, *, reset: bool) -> None:
