@@ -154,10 +154,10 @@ def fuzz(strategy, send: Send, alive: Alive, rob: RobustnessSection, harness_see
 def inconclusive_unless_reproduced(result: FuzzResult) -> None:
     """INCONCLUSIVE for a failure the simplest input did not show again on a serving device."""
     if result.broke is not None and not result.reproduced and not result.device_dead_at_end:
-        preceding = f"; the {len(result.preceding)} inputs before it are in the evidence" if result.preceding else ""
+        preceding = (f"; the {len(result.preceding)} inputs sent before it are in the evidence, and harness replay "
+                     "RUN CASE --with-preceding sends them first" if result.preceding else "")
         inconclusive(f"{result.problem} once, after {result.broke.describe()}, but not when it was sent again: "
-                     f"timing noise, or a state of the device the input alone does not recreate{preceding} "
-                     "(harness replay RUN CASE --with-preceding sends them first)")
+                     f"timing noise, or a state of the device the input alone does not recreate{preceding}")
 
 
 def which_input(result: FuzzResult, device: str = "device") -> str:
@@ -188,5 +188,7 @@ def replay_block(result: FuzzResult, rob: RobustnessSection, protocol: str, fram
         "recovery_s": rob.recovery_time_ms / 1000,
         "answer_within_s": rob.monitor_timeout_ms / 1000,
         "problem": result.problem,
+        # what the replay judges: "answer" (an answer the spec requires must come) or "liveness"
+        "cause": result.cause,
         **protocol_fields,
     }

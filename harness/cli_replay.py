@@ -1,7 +1,8 @@
 """`harness replay RUN CASE [--target URL] [--with-preceding]`: the CLI face of harness.replay.
 
 Exit codes: 0 the failure did not show again, 1 reproduced (the device stopped answering after
-the input), 2 usage error, 3 the device did not answer before the input was sent."""
+the input, or the input whose answer is required got none), 2 usage error, 3 the device did not
+answer before the input was sent."""
 
 from __future__ import annotations
 
@@ -46,10 +47,13 @@ def replay_command(
             console.print(f"     got  {step.reply.hex()}  ({step.described_reply})")
         else:
             console.print(f"     no answer: {step.error or 'nothing'}{' (connection closed)' if step.closed else ''}")
+    if report.alive_after is False:
+        console.print("REPRODUCED: the device stopped answering reads of its known points after this input.")
+        raise typer.Exit(1)
+    if report.unanswered:
+        console.print("REPRODUCED: the input got no answer again, where the specification requires one.")
+        raise typer.Exit(1)
     if report.alive_after is None:
         console.print("No known points to check the device with: judge the answers above.")
         raise typer.Exit(0)
-    if report.reproduced:
-        console.print("REPRODUCED: the device stopped answering reads of its known points after this input.")
-        raise typer.Exit(1)
     console.print("Not reproduced: the device still answers reads of its known points.")

@@ -67,6 +67,7 @@ class FuzzResult:
     restarts: int = 0  # times the device was restarted (to shrink, or after the run to leave it serving)
     restored: bool = False  # dead at the end, and a restart brought it back
     shrink_cut: bool = False  # shrinking stopped at its time budget: simpler inputs may still break the device
+    cause: str = ""  # what broke: "answer" (the judge found the answer wrong) or "liveness" (the device stopped answering)
 
     @property
     def rate_per_s(self) -> float:
@@ -78,7 +79,7 @@ class FuzzResult:
                 "broke": self.broke.describe() if self.broke else None, "problem": self.problem,
                 "minimised": self.minimised, "reproduced": self.reproduced,
                 "preceding": [{"kind": f.kind, "hex": f.data.hex()} for f in self.preceding],
-                "restarts": self.restarts, "restored": self.restored, "shrink_cut": self.shrink_cut}
+                "restarts": self.restarts, "restored": self.restored, "shrink_cut": self.shrink_cut, "cause": self.cause}
 
 
 def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, alive: Alive, *, examples: int,
@@ -100,7 +101,7 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
     known_down = [False]  # the last input left the device down beyond the recovery time
     # Hypothesis only tries an input while shrinking when it is simpler than the best failure so
     # far, so the last input that broke the device is the simplest one.
-    last_break: list[tuple[FuzzFrame, Any, str]] = []
+    last_break: list[tuple[FuzzFrame, Any, str, str]] = []
     dead_streak = [0]
     start = time.monotonic()
     first_break_at = [0.0]
@@ -149,16 +150,17 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
         result.kinds[frame.kind] = result.kinds.get(frame.kind, 0) + 1
         reply = send(frame)
         problem = judge(frame, reply) if judge else ""
+        cause = "answer" if problem else ""
         if not alive(answer_within_s):
             known_down[0] = not alive(recovery_s)
             back = "and did not come back" if known_down[0] else f"for more than {answer_within_s:g} s"
-            problem = f"the device stopped answering reads of its known points {back}"
+            problem, cause = f"the device stopped answering reads of its known points {back}", "liveness"
         if problem:
             if not failing_seen:
                 result.preceding = list(recent)[:-1]
                 first_break_at[0] = time.monotonic()
             failing_seen = True
-            last_break.append((frame, reply, problem))
+            last_break.append((frame, reply, problem, cause))
             raise _DeviceBroke(f"{frame.describe()}: {problem}")
 
     try:
@@ -172,7 +174,7 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
         if not last_break:
             raise
     if last_break:
-        result.broke, result.reply, result.problem = last_break[-1]
+        result.broke, result.reply, result.problem, result.cause = last_break[-1]
         result.device_dead_at_end = dead_streak[0] >= DEAD_AFTER or not alive(recovery_s)
         if result.device_dead_at_end and restart is not None:
             result.restarts += 1  # beyond max_restarts: the next case needs the device

@@ -4,7 +4,8 @@ A robustness case that FAILs records, in its evidence's `replay` block, exactly 
 broke the device (minimised), the seed, how long the device may take to recover and the known
 points the liveness check reads. Replay sends those bytes, as they were, to the run's target or
 another one (a restarted device, a fixed firmware), shows what came back, and checks whether the
-device still answers: "reproduced" when it does not.  With `with_preceding`, the few inputs the
+device still answers: "reproduced" when it does not, or, for a failure that was a missing
+answer (the block's `cause` is "answer"), when the input gets no answer again.  With `with_preceding`, the few inputs the
 fuzzer sent before the first one that broke the device go first, each on its own connection as
 in the run: for a failure that needs the state they leave behind.
 
@@ -47,10 +48,16 @@ class ReplayReport:
     alive_before: bool
     alive_after: bool | None  # None: no known points to check
     steps: list[ReplayStep] = field(default_factory=list)
+    answer_required: bool = False  # the recorded failure was the input's missing answer
+
+    @property
+    def unanswered(self) -> bool:
+        """The input whose answer the spec requires got none again."""
+        return self.answer_required and bool(self.steps) and self.steps[-1].reply is None
 
     @property
     def reproduced(self) -> bool:
-        return self.alive_before and self.alive_after is False
+        return self.alive_before and (self.alive_after is False or self.unanswered)
 
 
 def load_results(run: str, archive: Path | None = None) -> dict:
@@ -120,7 +127,8 @@ def replay(results: dict, case_id: str, target_url: str | None = None, with_prec
     reply_length = modbus_tcp_reply_length if protocol == "modbus" else uacp_reply_length
     timeout_s = float(block.get("reply_timeout_s", 1.0))
     recovery_s = float(block.get("recovery_s", 2.0))
-    report = ReplayReport(url, case_id, str(block.get("problem", "")), alive_before=True, alive_after=None)
+    report = ReplayReport(url, case_id, str(block.get("problem", "")), alive_before=True, alive_after=None,
+                          answer_required=block.get("cause") == "answer")
     alive = _alive if protocol == "modbus" else _alive_opcua
     before = alive(target, block, timeout_s, recovery_s)
     report.alive_before = before is not False

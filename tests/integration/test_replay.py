@@ -14,6 +14,7 @@ from simulators.modbus.server import start_in_thread
 
 PROFILE = load_profile(example_profile_path())
 READ = encode_tcp(7, 1, P.encode_pdu(P.ReadHoldingRegistersRequest(0, 1)))
+READ_COILS = encode_tcp(8, 1, P.encode_pdu(P.ReadCoilsRequest(0, 1)))
 BAD_LENGTH = bytes.fromhex("00010000000001")  # MBAP length 0 (and the unit id): what hang-on-bad-length reacts to
 CHECK = {"table": "holding_registers", "address": 0, "count": 1, "expected": None}
 
@@ -46,3 +47,15 @@ def test_an_input_that_silences_the_device_is_reproduced():
 def test_asking_for_preceding_inputs_that_were_not_recorded_says_so():
     with start_in_thread(PROFILE) as sim, pytest.raises(ReplayError, match="without --with-preceding"):
         replay(_results(sim.port, [READ], []), "ROB-MB-MALFORMED", with_preceding=True)
+
+
+def test_a_missing_answer_is_reproduced_when_the_answer_is_missing_again():
+    # the liveness check reads holding registers (FC03), which this device answers
+    with start_in_thread(PROFILE, [parse_fault("no-reply:fc=1")]) as silent:
+        results = _results(silent.port, [READ_COILS], [])
+        results["cases"][0]["evidence"]["replay"]["cause"] = "answer"
+        report = replay(results, "ROB-MB-MALFORMED")
+    assert report.alive_after is True and report.unanswered and report.reproduced
+    with start_in_thread(PROFILE) as sound:
+        report = replay(results, "ROB-MB-MALFORMED", target_url=f"modbus+tcp://127.0.0.1:{sound.port}")
+    assert not report.unanswered and not report.reproduced
