@@ -7,13 +7,15 @@ sequence of writes and reads that shows it."""
 
 from __future__ import annotations
 
+import subprocess
 
 from harness.attacks import send_each, uacp_reply_length
 from harness.codec.opcua import uacp
 from harness.liveness_opcua import replay_alive
+from harness.profile import example_profile_path
 from harness.target import parse_target
 
-from .helpers import certify, rss_kib, simulator_process, verdicts
+from .helpers import HARNESS, certify, rss_kib, simulator_process, verdicts
 
 ROBUSTNESS = ["--suite", "opcua_robustness", "--no-archive"]
 LOAD_CASES = ("ROB-UA-FLOOD", "ROB-UA-STORM", "ROB-UA-IDLE", "ROB-UA-SLOW")
@@ -116,3 +118,22 @@ def test_writes_answered_good_and_not_stored_fail_with_the_shortest_sequence(tmp
     assert summaries[-1][0] == "rx" and summaries[-1][1].startswith("ReadResponse Good"), summaries
     # a sequence over a session of its own cannot be sent again as recorded bytes: no replay block
     assert not evidence.get("replay") and any(n.startswith("no replay block") for n in notes), notes
+
+
+def test_asyncua_leaves_a_malformed_message_unanswered_and_the_replay_shows_it_again(tmp_path):
+    """asyncua 2.1.0 leaves messages that Part 6 §7.1.5 says must get an Error unanswered (or
+    closes without it).  The fuzzer finds one without being told which, shrinks it, and `harness
+    replay` against a fresh asyncua server gets no answer again."""
+    from harness.peers.registry import start_server
+
+    with start_server("opcua", "asyncua", example_profile_path()) as peer:
+        code, data, output = certify(peer.url, tmp_path / "run", *ROBUSTNESS, "-k", "MALFORMED and ANSWER", "--seed", "7")
+    assert data is not None and code == 1, output
+    case = data["cases"][0]
+    assert case["id"] == "ROB-UA-MALFORMED-ANSWER" and case["verdict"] == "FAIL", output
+    replay = case["evidence"]["replay"]
+    assert replay["cause"] == "answer" and replay["frames"] and case["evidence"]["attack"]["minimised"], replay
+    with start_server("opcua", "asyncua", example_profile_path()) as fresh:
+        shown = subprocess.run([*HARNESS, "replay", str(tmp_path / "run"), "ROB-UA-MALFORMED-ANSWER", "--target", fresh.url],
+                               capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 1 and "REPRODUCED: the input got no answer" in shown.stdout, shown.stdout + shown.stderr
