@@ -7,7 +7,9 @@ on a sound one."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from harness.profile import example_profile_path
 
 from .helpers import HARNESS, certify, rss_kib, simulator_process, verdicts
 
+ROOT = Path(__file__).resolve().parents[2]
 ROBUSTNESS = ["--suite", "modbus_robustness", "--no-archive"]
 
 
@@ -126,3 +129,32 @@ def test_stock_jsmodbus_dies_on_a_malformed_request_the_fuzzer_finds_and_shrinks
     with start_jsmodbus_server(example_profile_path(), stock=True) as fresh:
         shown = _replay(tmp_path / "run", "ROB-MB-MALFORMED", fresh.url)
     assert shown.returncode == 1 and "REPRODUCED" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_a_device_found_down_before_a_case_is_restarted_by_the_profiles_command_and_stopped_after(tmp_path):
+    """The restart command may be the device itself, started in the foreground: here nothing
+    listens on the target when the run starts, the first case finds the device down and the
+    command starts it (noted in that case's evidence), the cases run against it, and the run
+    stops it at the end."""
+    from harness.peers.base import free_port
+
+    port = free_port()  # a restarted device must come back on the target's port
+    command = [sys.executable, "-m", "simulators.modbus", str(example_profile_path()), "--port", "{port}"]
+    profile = tmp_path / "device.yaml"
+    profile.write_text(example_profile_path().read_text(encoding="utf-8") + "\nrobustness:\n  recovery_time_ms: 500\n"
+                       f"  restart_command: {json.dumps(command)}\n", encoding="utf-8")
+    # under plain pytest: `harness certify` refuses a target that does not answer before the run
+    results = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, "-m", "pytest", "conformance_suites/modbus_robustness", "-p", "no:cacheprovider",
+                          "-q", "--target", f"modbus+tcp://127.0.0.1:{port}", "--profile", str(profile),
+                          "--results-json", str(results), "-k", "FLOOD or SLOW"],
+                         capture_output=True, text=True, timeout=240, cwd=ROOT)
+    output = run.stdout + run.stderr
+    data = json.loads(results.read_text()) if results.exists() else None
+    assert data is not None and run.returncode == 0, output
+    assert verdicts(data) == {"ROB-MB-FLOOD": "PASS", "ROB-MB-SLOW": "PASS"}, output
+    first = data["cases"][0]["evidence"]["notes"]
+    assert any("did not answer before this case" in n and "brought it back" in n for n in first), first
+    assert not any("did not answer before this case" in n for n in data["cases"][1]["evidence"]["notes"])
+    with pytest.raises(OSError):  # the device the command started was stopped with the run
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
