@@ -163,11 +163,12 @@ def run_certify(target_text, profile, suites, out, k=None, workers=0, seed=None,
         if not (SUITES_DIR / name / "requirements.toml").exists():
             available = sorted(p.name for p in SUITES_DIR.iterdir() if (p / "requirements.toml").exists())
             raise _usage_error(f"no suite {name!r} for {target.protocol}; available suites: {', '.join(available)}")
-    if profile is not None:
-        _load_profile(profile)  # a broken profile is a usage error, whatever the target does
+    loaded = _load_profile(profile) if profile is not None else None  # a broken profile is a usage error, whatever the target does
     problem = _reachable(target)
     if problem:
-        err.print(f"harness: target unreachable: {target.url} ({problem})")
+        hint = ("; the profile's robustness.restart_command brings a device back during a run, it does not start one: "
+                "start the device first" if loaded is not None and loaded.robustness.restart_command else "")
+        err.print(f"harness: target unreachable: {target.url} ({problem}){hint}")
         return EXIT_UNREACHABLE
     out.mkdir(parents=True, exist_ok=True)
     if profile is None:
