@@ -90,7 +90,9 @@ def _read_restart_command(doc: ProfileDoc, value) -> tuple[str, ...]:
     path = "robustness.restart_command"
     argv = read_list(doc, value, path, '[systemctl, restart, my-plc] or [./restart.sh, "{host}", "{port}"]')
     for n, arg in enumerate(argv):
-        if not isinstance(arg, (str, int)) or isinstance(arg, bool):
+        if isinstance(arg, bool):
+            raise doc.error(path, f"argument {n + 1}: YAML read it as {arg!r}; quote it (\"true\") or give the full path")
+        if not isinstance(arg, (str, int)):
             raise doc.error(path, f"argument {n + 1}: expected text, got {arg!r}")
         try:
             named = [name for _text, name, _spec, _conv in string.Formatter().parse(str(arg)) if name is not None]
