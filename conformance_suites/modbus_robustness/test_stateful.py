@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from hypothesis import HealthCheck, assume, seed, settings
+from hypothesis import HealthCheck, Phase, assume, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
@@ -188,6 +188,9 @@ def _run(dut, evidence, rob, harness_seed, table: Table) -> None:
     blocks = window_blocks(area.start, area.count)
     machine = _machine(dut, table, blocks, rob.shrink_time_ms / 1000)
     config = settings(max_examples=SEQUENCES, stateful_step_count=STEPS, database=None, deadline=None,
+                      # no explain phase: it re-runs the failing sequence's variants against the device,
+                      # which costs more than the shrinking itself and adds nothing to the evidence
+                      phases=(Phase.generate, Phase.shrink),
                       suppress_health_check=list(HealthCheck), print_blob=False)
     try:
         run_state_machine_as_test(seed(harness_seed)(machine), settings=config)

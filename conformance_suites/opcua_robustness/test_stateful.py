@@ -42,7 +42,7 @@ import string
 import time
 from collections import Counter
 
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis.errors import Flaky
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
@@ -125,12 +125,22 @@ def show(value) -> str:
 # ---------------------------------------------------------------------------- one sequence's session
 
 class Budget:
-    """The case's time: sequences (and shrinking) stop sending once it is spent."""
+    """The case's time: sequences (and shrinking) stop sending once it is spent.  Shrinking has
+    a limit of its own from the first failure on (the profile's robustness.shrink_time_ms)."""
 
-    def __init__(self, total_s: float, step_s: float):
+    def __init__(self, total_s: float, step_s: float, shrink_s: float):
         self.deadline = time.monotonic() + total_s
-        self.total_s, self.step_s = total_s, step_s
+        self.total_s, self.step_s, self.shrink_s = total_s, step_s, shrink_s
+        self.limit_s = total_s  # what `hit` refers to: the case's time, or the shrinking time
         self.hit = False
+        self._shrinking = False
+
+    def failure_seen(self) -> None:
+        if not self._shrinking:
+            self._shrinking = True
+            end = time.monotonic() + self.shrink_s
+            if end < self.deadline:
+                self.deadline, self.limit_s = end, self.shrink_s
 
     def spent(self) -> bool:
         if time.monotonic() >= self.deadline:
@@ -228,6 +238,7 @@ def _machine(dut: UaDut, points: list[Point], nodes: list[ua.NodeId], user: str 
             try:
                 self.session = SequenceSession(dut, user, budget.step_s, frames)
             except DeviceFailure as exc:
+                budget.failure_seen()
                 type(self).failure = {"message": f"opening a session: {exc}", "steps": [], "frames": list(frames.frames)}
                 raise
 
@@ -244,6 +255,7 @@ def _machine(dut: UaDut, points: list[Point], nodes: list[ua.NodeId], user: str 
             return self.session is not None
 
         def _failed(self, message: str) -> None:
+            budget.failure_seen()
             type(self).failure = {"message": message, "steps": list(self.steps),
                                   "frames": list(self.session.evidence.frames) if self.session is not None else []}
 
@@ -441,7 +453,7 @@ def _restore(dut: UaDut, evidence, points: list[Point], nodes: list[ua.NodeId], 
 
 @case(CASE_ID, "Random sequences of Writes (single, several nodes, requests in flight at once) and Reads hold every write "
       "answered Good", requirements=["ROB-UA-P4-5.10.4-WRITES-HELD"], level="MUST", clause=f"{P4} §5.10.4.1, §5.10.4.2")
-def test_writes_answered_good_are_held(dut, evidence, harness_seed):
+def test_writes_answered_good_are_held(dut, evidence, rob, harness_seed):
     points = writable_scalars(dut.profile)
     if not points:
         not_applicable("the profile has no writable scalar point with an OPC UA node")
@@ -453,9 +465,12 @@ def test_writes_answered_good_are_held(dut, evidence, harness_seed):
         points = points[:limit]
     user = writer_user(dut)
     nodes, originals = _prepare(dut, evidence, points, user)
-    budget = Budget(CASE_TIMEOUT_S, STEP_LIMIT_TIMEOUTS * dut.timeout + 1)
+    budget = Budget(CASE_TIMEOUT_S, STEP_LIMIT_TIMEOUTS * dut.timeout + 1, rob.shrink_time_ms / 1000)
     machine = _machine(dut, points, nodes, user, budget)
     config = settings(max_examples=SEQUENCES, stateful_step_count=STEPS, database=None, deadline=None,
+                      # no explain phase: it re-runs the failing sequence's variants against the device,
+                      # which costs more than the shrinking itself and adds nothing to the evidence
+                      phases=(Phase.generate, Phase.shrink),
                       suppress_health_check=list(HealthCheck), print_blob=False)
     started = time.monotonic()
     try:
@@ -487,7 +502,7 @@ def test_writes_answered_good_are_held(dut, evidence, harness_seed):
 def _record_failure(evidence, failure: dict, harness_seed: int, budget: Budget, *, flaky: bool) -> None:
     """The shortest failing sequence, numbered, and its frames; why there is no replay block."""
     if budget.hit:
-        which = (f"the shortest sequence found when shrinking stopped at the case's time limit of {budget.total_s:g} s "
+        which = (f"the shortest sequence found when shrinking stopped at its time limit of {budget.limit_s:g} s "
                  f"(seed {harness_seed}), on a session of its own:")
     elif flaky:
         which = (f"the last sequence that showed it (seed {harness_seed}), on a session of its own; the failure did not "
