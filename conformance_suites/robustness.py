@@ -134,8 +134,10 @@ def fuzz(strategy, send: Send, alive: Alive, rob: RobustnessSection, harness_see
     left: their list is in the evidence); the caller records the input first (`on_failure`)."""
     recovery_s = rob.recovery_time_ms / 1000
     if not alive(recovery_s):
-        if restarter is None or not restarter.restart(alive).ok:
-            fail(f"the {device} does not answer reads of its known points before any input was sent",
+        outcome = restarter.restart(alive) if restarter is not None else None
+        if outcome is None or not outcome.ok:
+            why = f"; the profile's restart command did not bring it back: {outcome.problem}" if outcome else ""
+            fail(f"the {device} does not answer reads of its known points before any input was sent{why}",
                  expected="an answer to each monitor read", observed="none")
     restart = (lambda: restarter.restart(alive).ok) if restarter is not None else None
     result = find_breaking_input(strategy, send, alive, examples=rob.fuzz_examples, run_seed=harness_seed,
