@@ -21,23 +21,30 @@ def bad_mbap_length(data: bytes) -> bool:
     return len(data) >= 6 and not 2 <= int.from_bytes(data[4:6], "big") <= 254
 
 
-def _fuzz(port: int, examples: int, seed: int = 7):
-    profile = load_profile(example_profile_path())
-    probe = modbus_probe("127.0.0.1", port, 1, checks_from_profile(profile))
+def _alive(port: int):
+    """alive(within_s): does the device on `port` answer a read of its known points in time?"""
+    probe = modbus_probe("127.0.0.1", port, 1, checks_from_profile(load_profile(example_profile_path())))
 
     def alive(within_s: float) -> bool:
         deadline = time.monotonic() + within_s
-        while True:
-            if probe(0.3)[0] == OK:
-                return True
+        while probe(0.3)[0] != OK:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
+        return True
 
+    return alive
+
+
+def _send(port: int):
     def send(frame):
         return send_each("127.0.0.1", port, [frame.data], reply_length=modbus_tcp_reply_length, reply_timeout_s=0.02)[0]
 
-    return find_breaking_input(malformed_adus(1), send, alive, examples=examples, run_seed=seed,
+    return send
+
+
+def _fuzz(port: int, examples: int, seed: int = 7):
+    return find_breaking_input(malformed_adus(1), _send(port), _alive(port), examples=examples, run_seed=seed,
                                answer_within_s=0.3, recovery_s=1.0)
 
 
@@ -90,20 +97,8 @@ def test_a_device_that_never_comes_back_is_restarted_to_shrink_the_input():
         return True
 
     try:
-        probe = modbus_probe("127.0.0.1", port, 1, checks_from_profile(profile))
-
-        def alive(within_s: float) -> bool:
-            deadline = time.monotonic() + within_s
-            while probe(0.3)[0] != OK:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.02)
-            return True
-
-        def send(frame):
-            return send_each("127.0.0.1", port, [frame.data], reply_length=modbus_tcp_reply_length, reply_timeout_s=0.02)[0]
-
-        result = find_breaking_input(malformed_adus(1), send, alive, examples=200, run_seed=7, answer_within_s=0.3,
+        alive = _alive(port)
+        result = find_breaking_input(malformed_adus(1), _send(port), alive, examples=200, run_seed=7, answer_within_s=0.3,
                                      recovery_s=0.3, restart=restart, max_restarts=40)
         assert result.broke is not None and bad_mbap_length(result.broke.data), result.broke
         assert result.minimised and result.reproduced, result.to_dict()
@@ -119,22 +114,7 @@ def test_a_device_that_never_comes_back_is_restarted_to_shrink_the_input():
 
 def test_shrinking_stops_at_its_time_budget_and_the_input_is_still_replayed():
     with start_in_thread(load_profile(example_profile_path()), [parse_fault("hang-on-bad-length=400")]) as sim:
-        profile = load_profile(example_profile_path())
-        probe = modbus_probe("127.0.0.1", sim.port, 1, checks_from_profile(profile))
-
-        def alive(within_s: float) -> bool:
-            deadline = time.monotonic() + within_s
-            while probe(0.3)[0] != OK:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.02)
-            return True
-
-        def send(frame):
-            return send_each("127.0.0.1", sim.port, [frame.data], reply_length=modbus_tcp_reply_length,
-                             reply_timeout_s=0.02)[0]
-
-        result = find_breaking_input(malformed_adus(1), send, alive, examples=200, run_seed=7, answer_within_s=0.3,
+        result = find_breaking_input(malformed_adus(1), _send(sim.port), _alive(sim.port), examples=200, run_seed=7, answer_within_s=0.3,
                                      recovery_s=1.0, shrink_budget_s=0.0)
     assert result.broke is not None and result.shrink_cut
     assert not result.minimised and result.reproduced  # the first input, sent once more by Hypothesis
