@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.codec.modbus.constants import MBAP_HEADER_SIZE, MBAP_MAX_LENGTH, MBAP_MIN_LENGTH
+
 SYNTAX = "NAME[=VALUE][:fc=N][:every=N], e.g. delay=200, exception=6:fc=3, no-reply:every=5"
 
 # name -> (what its value is, or None when it takes none; lowest value; highest value)
@@ -134,3 +136,17 @@ def parse_fault(text: str) -> Fault:
 
 def parse_faults(texts: list[str] | tuple[str, ...]) -> list[Fault]:
     return [parse_fault(t) for t in texts]
+
+
+def stream_has_bad_length(stream: bytes) -> bool:
+    """Whether `stream`, sent on one connection, reaches an MBAP header whose length field is out
+    of range: what `hang-on-bad-length` reacts to.  The simulator walks the stream frame by
+    frame, so a bad header may follow a good short frame in the same bytes.  For the tests of
+    the robustness suite, which must find such a stream without being told."""
+    pos = 0
+    while len(stream) - pos >= MBAP_HEADER_SIZE:
+        length = int.from_bytes(stream[pos + 4:pos + 6], "big")
+        if not MBAP_MIN_LENGTH <= length <= MBAP_MAX_LENGTH:
+            return True
+        pos += 6 + length
+    return False

@@ -12,13 +12,8 @@ from harness.liveness import OK
 from harness.liveness_modbus import checks_from_profile, modbus_probe
 from harness.profile import example_profile_path, load_profile
 from harness.strategies.modbus import malformed_adus
-from simulators.modbus.faults import parse_fault
+from simulators.modbus.faults import parse_fault, stream_has_bad_length
 from simulators.modbus.server import start_in_thread
-
-def bad_mbap_length(data: bytes) -> bool:
-    """What the planted fault reacts to: an MBAP length field outside 2..254 (random bytes can
-    have one too, so the test looks at the bytes, not at the kind of input)."""
-    return len(data) >= 6 and not 2 <= int.from_bytes(data[4:6], "big") <= 254
 
 
 def _alive(port: int):
@@ -59,7 +54,7 @@ def test_the_input_that_silences_a_device_is_found_and_shrunk():
     with start_in_thread(load_profile(example_profile_path()), [parse_fault("hang-on-bad-length=400")]) as sim:
         result = _fuzz(sim.port, examples=200)
     assert result.broke is not None, "the planted framing bug was not found"
-    assert bad_mbap_length(result.broke.data), result.broke
+    assert stream_has_bad_length(result.broke.data), result.broke
     assert result.minimised
     if result.broke.kind != "malformed:oversized":
         assert len(result.broke.data) <= 13  # a bare MBAP header and a byte or two
@@ -78,7 +73,7 @@ def test_the_same_seed_finds_the_same_input():
 def test_a_device_that_never_comes_back_gives_the_first_input_unshrunk():
     with start_in_thread(load_profile(example_profile_path()), [parse_fault("hang-on-bad-length=0")]) as sim:
         result = _fuzz(sim.port, examples=100)
-    assert result.broke is not None and bad_mbap_length(result.broke.data), result.broke
+    assert result.broke is not None and stream_has_bad_length(result.broke.data), result.broke
     assert not result.minimised and result.device_dead_at_end
 
 
@@ -100,7 +95,7 @@ def test_a_device_that_never_comes_back_is_restarted_to_shrink_the_input():
         alive = _alive(port)
         result = find_breaking_input(malformed_adus(1), _send(port), alive, examples=200, run_seed=7, answer_within_s=0.3,
                                      recovery_s=0.3, restart=restart, max_restarts=40)
-        assert result.broke is not None and bad_mbap_length(result.broke.data), result.broke
+        assert result.broke is not None and stream_has_bad_length(result.broke.data), result.broke
         assert result.minimised and result.reproduced, result.to_dict()
         if result.broke.kind != "malformed:oversized":
             assert len(result.broke.data) <= 13
