@@ -78,13 +78,15 @@ def watch(probe: Probe, rob: RobustnessSection) -> Iterator[LivenessMonitor]:
         monitor.stop()
 
 
-def run_attacks_one_at_a_time(items, suite: str) -> None:
+def run_attacks_one_at_a_time(items, suite: str, group: str) -> None:
     """For a suite's `pytest_collection_modifyitems`: attacks load the device, and two at once
     would blame each on the other, so one xdist worker runs all of a suite's cases, in order
-    (with --dist loadgroup)."""
+    (with --dist loadgroup).  `group` is the conformance suite's group of writing cases
+    ("modbus-writes", "opcua-writes"): the stateful cases write the same points, so run with the
+    conformance suite under -n, they must not interleave with its writes either."""
     for item in items:
         if suite in str(item.path):
-            item.add_marker(pytest.mark.xdist_group(suite))
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 # --------------------------------------------------------------------------- attacks

@@ -366,7 +366,9 @@ class LivenessMonitor:
 
         Problems (any makes `ok` False):
         - any WRONG answer, before, during or after the attack (the data is wrong);
-        - MISSING before the attack (the baseline was not sound);
+        - MISSING before the attack (the baseline was not sound); a probe that started before
+          the attack but was still waiting for its answer when the attack began is judged with
+          the attack's samples, since the silence may be the attack's doing;
         - the device stopped answering during the attack, or after it before its first
           correct answer (IEC 62443-4-2 CR 7.1: keep the essential function while under
           attack), unless `tolerate_during` and that first correct answer came within
@@ -384,6 +386,7 @@ class LivenessMonitor:
             recovery_limit_s=recovery_limit_s,
             tolerate_during=tolerate_during,
             marks=self.marks,
+            probe_timeout_s=self.timeout_s,
             timing=self.timing_error(),
             lost_slots=self.lost_slots,
             slow_slots=self.slow_slots,
@@ -419,6 +422,7 @@ def judge(
     recovery_limit_s: float,
     tolerate_during: bool = False,
     marks: Sequence[tuple[float, str]] = (),
+    probe_timeout_s: float = 0.0,
     timing: TimingError = TimingError(0.0, 0.0, 0),
     lost_slots: int = 0,
     slow_slots: int = 0,
@@ -430,8 +434,12 @@ def judge(
     if recovery_limit_s < 0:
         raise ValueError(f"recovery_limit_s must be 0 or more seconds, got {recovery_limit_s!r}")
     samples = sorted(samples, key=lambda s: s.t)
-    before = [s for s in samples if s.t < start]
-    during = [s for s in samples if start <= s.t < end]
+
+    def waited_into_the_attack(s: Sample) -> bool:  # a silence the attack may have caused
+        return s.status == MISSING and s.t < start < s.t + probe_timeout_s
+
+    before = [s for s in samples if s.t < start and not waited_into_the_attack(s)]
+    during = [s for s in samples if start <= s.t < end or waited_into_the_attack(s)]
     after = [s for s in samples if s.t >= end]
     first_ok = next((s for s in after if s.status == OK), None)
     recovered = None if first_ok is None else first_ok.t - end
@@ -452,7 +460,7 @@ def judge(
         )
     recovered_in_time = recovered is not None and recovered <= recovery_limit_s
     last_t = samples[-1].t + interval_s if samples else end
-    for first, until in _outages(samples, start, last_t):
+    for first, until in _outages(samples, start, last_t, probe_timeout_s):
         length = until - first.t
         still = " (still not answering when the monitor stopped)" if until >= last_t else ""
         when = f"at {_at(first.t, start)}" + ("" if first.t < end else f" ({first.t - end:.2f} s after the attack end)")
@@ -501,8 +509,10 @@ def _at(t: float, attack_start: float) -> str:
     return f"{t - attack_start:+.2f} s"
 
 
-def _outages(samples: Sequence[Sample], attack_start: float, last_t: float) -> list[tuple[Sample, float]]:
-    """Runs of MISSING samples at or after the attack start: (first sample, time answering resumed).
+def _outages(samples: Sequence[Sample], attack_start: float, last_t: float,
+             probe_timeout_s: float = 0.0) -> list[tuple[Sample, float]]:
+    """Runs of MISSING samples at or after the attack start (or started before it and still
+    waiting when it began): (first sample, time answering resumed).
 
     A run ends at the next sample that got any answer (right or wrong); a run still going at
     the end lasts until one interval after the last sample (`last_t`).
@@ -510,7 +520,7 @@ def _outages(samples: Sequence[Sample], attack_start: float, last_t: float) -> l
     runs: list[tuple[Sample, float]] = []
     first: Sample | None = None
     for s in samples:
-        if s.t < attack_start:
+        if s.t < attack_start and not (s.status == MISSING and s.t + probe_timeout_s > attack_start):
             continue
         if s.status == MISSING:
             if first is None:

@@ -42,4 +42,4 @@ def monitor(dut, rob, known_points):
 
 
 def pytest_collection_modifyitems(items):
-    run_attacks_one_at_a_time(items, "modbus_robustness")
+    run_attacks_one_at_a_time(items, "modbus_robustness", "modbus-writes")

@@ -319,3 +319,15 @@ def test_to_dict_is_json_ready_and_compact():
     assert data["marks"] == [[1000, "attack start"], [2000, "attack end"]]
     assert data["timing_error_ms"] == {"mean": 0.4, "max": 2.1}
     assert data["lost_slots"] == 1 and data["slow_slots"] == 2
+
+
+def test_a_probe_still_waiting_when_the_attack_began_is_judged_with_the_attack():
+    """A silence that began just before the attack and ran into it may be the attack's doing:
+    it is an outage during the attack, not an unsound baseline; a probe whose wait ended before
+    the attack still is one."""
+    samples = samples_of("oooo" + "mooo" + "oooo")  # the probe at +0.00 s (the attack start) gets no answer
+    straddling = [Sample(0.95, MISSING, None, "no answer within 0.5 s")] + [s for s in samples if s.t != 1.0]
+    report = judge(straddling, interval_s=STEP, attack=(1.0, 2.0), recovery_limit_s=1.0, probe_timeout_s=0.5)
+    assert report.problems == ["stopped answering at -0.05 s for 0.30 s during the attack: no answer within 0.5 s"]
+    early = judge(straddling, interval_s=STEP, attack=(1.0, 2.0), recovery_limit_s=1.0, probe_timeout_s=0.01)
+    assert early.problems[0].startswith("1 unanswered probe before the attack (first at -0.05 s")
