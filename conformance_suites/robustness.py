@@ -13,7 +13,7 @@ the fixtures from here:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -21,7 +21,7 @@ from harness.attacks import Outcome, ReplyLength, dribble
 from harness.conformance import fail, inconclusive
 from harness.fuzz import FuzzResult, Judge, Send, find_breaking_input
 from harness.liveness import LivenessMonitor, Probe
-from harness.model import Evidence
+from harness.model import Evidence, Frame
 from harness.profile_robustness import RobustnessSection
 from harness.restart import Restarter
 
@@ -127,13 +127,15 @@ def dribbled(host: str, port: int, message: bytes, rob: RobustnessSection, monit
 
 
 def fuzz(strategy, send: Send, alive: Alive, rob: RobustnessSection, harness_seed: int, evidence: Evidence, case_id: str,
-         *, restarter: Restarter | None, judge: Judge | None = None, device: str = "device") -> FuzzResult:
+         *, restarter: Restarter | None, record: Callable[[FuzzResult], None], judge: Judge | None = None,
+         device: str = "device") -> FuzzResult:
     """Run the fuzzer (harness.fuzz) against a device that answers before it starts, restarting
-    it when the profile says how; the attack record and a summary go into the evidence.
+    it when the profile says how; the attack record and a summary go into the evidence, and
+    `record(result)` writes the input that broke the device (its frames and replay block).
 
     A failure that did not come back when Hypothesis sent the simplest input once more, on a
-    device that was still serving, is INCONCLUSIVE (timing noise, or a state that earlier inputs
-    left: their list is in the evidence); the caller records the input first (`on_failure`)."""
+    device that was still serving, is then INCONCLUSIVE (timing noise, or a state that earlier
+    inputs left: their list is in the evidence); otherwise the result is the caller's to judge."""
     recovery_s = rob.recovery_time_ms / 1000
     if not alive(recovery_s):
         outcome = restarter.restart(alive) if restarter is not None else None
@@ -152,10 +154,13 @@ def fuzz(strategy, send: Send, alive: Alive, rob: RobustnessSection, harness_see
         evidence.notes.append(f"the {device} was restarted {result.restarts} time(s) by the profile's restart command"
                               + ("" if not result.device_dead_at_end else
                                  "; it was left " + ("serving" if result.restored else "DEAD") + " after the case"))
+    if result.broke is not None:
+        record(result)
+    _inconclusive_unless_reproduced(result)
     return result
 
 
-def inconclusive_unless_reproduced(result: FuzzResult) -> None:
+def _inconclusive_unless_reproduced(result: FuzzResult) -> None:
     """INCONCLUSIVE for a failure the simplest input did not show again on a serving device."""
     if result.broke is not None and not result.reproduced and not result.device_dead_at_end:
         preceding = (f"; the {len(result.preceding)} inputs sent before it are in the evidence, and harness replay "
@@ -175,6 +180,19 @@ def which_input(result: FuzzResult, device: str = "device") -> str:
            f"the {device} did not come back within the recovery time; robustness.restart_command in the profile lets "
            "the harness restart it and shrink the input")
     return f"input {result.generated}; not minimised: {how}"
+
+
+def record_exchange(evidence: Evidence, conn: str, sent: Sequence[tuple[bytes, str]],
+                    outcomes: Sequence[Outcome | None], describe_reply: Callable[[bytes], str]) -> None:
+    """The frames of the input that broke the device, each as (bytes, what it is), and the answer
+    each got (`outcomes`, one per frame sent), as evidence frames on connection `conn`."""
+    now_mono, now_wall = time.monotonic(), time.time()
+    for n, (data, what) in enumerate(sent):
+        evidence.frames.append(Frame("tx", now_mono, now_wall, data.hex(), what, conn))
+        outcome = outcomes[n] if n < len(outcomes) else None
+        if outcome is not None and outcome.reply:
+            evidence.frames.append(Frame("rx", now_mono + outcome.elapsed_s, now_wall + outcome.elapsed_s, outcome.reply.hex(),
+                                         describe_reply(outcome.reply), conn))
 
 
 def replay_block(result: FuzzResult, rob: RobustnessSection, protocol: str, frames: list[bytes],

@@ -35,6 +35,9 @@ _RECV_SIZE = 65536
 # A device that streams bytes without ever completing a reply (or declares a reply of gigabytes)
 # must not fill the harness's memory: past this many bytes the reply is given up.
 MAX_REPLY_BYTES = 4 * 1024 * 1024
+# Opening many connections to a device whose backlog is full makes each wait for its connect
+# timeout: without a deadline of the caller's, opening stops after this long.
+OPEN_DEADLINE_S = 30.0
 _HEADER_PEEK = 256  # bytes handed to a ReplyLength; any protocol header fits
 _FLOOD_BATCH = 256  # most frames sent per loop turn before replies are read again
 _LATE_GRACE_S = 0.005  # a paced flood still sends frames due before its end this late (timer granularity)
@@ -436,7 +439,11 @@ def flood(
         return AttackResult(name, 0, 0, 0, 0.0, 0.0, ["nothing to do: no frames, no connections or no duration"])
     lanes: list[_Lane] = []
     connect_failures: Counter = Counter()
+    opening = time.perf_counter()
     for _ in range(connections):
+        if time.perf_counter() - opening >= OPEN_DEADLINE_S:
+            connect_failures[f"not attempted: the {OPEN_DEADLINE_S:g} s deadline for opening them passed"] += 1
+            continue
         sock, why = _connect(host, port, connect_timeout_s)
         if sock is None:
             connect_failures[why] += 1
@@ -653,13 +660,13 @@ def connection_storm(
     payload: bytes | None = None,
     linger_reset: bool = False,
     connect_timeout_s: float = 2.0,
-    deadline_s: float | None = None,
+    deadline_s: float = OPEN_DEADLINE_S,
 ) -> AttackResult:
     """Open `count` connections one after another and drop each at once: sending `payload`
     first when given, closing with RST (SO_LINGER 0) when `linger_reset`.  `rate_per_s`
     paces the opens on a fixed schedule (0 = as fast as possible).  `sent` counts the
-    connections that were opened (and, with a payload, took it).  With `deadline_s`, no
-    connection is begun after that many seconds (a device whose backlog is full makes every
+    connections that were opened (and, with a payload, took it).  No connection is begun
+    after `deadline_s` (a device whose backlog is full makes every
     connect wait for its timeout)."""
     how = "RST" if linger_reset else "FIN"
     name = f"connection storm x {count} ({how})"
@@ -674,7 +681,7 @@ def connection_storm(
             pause = start + i / rate_per_s - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-        if deadline_s is not None and time.perf_counter() - start >= deadline_s:
+        if time.perf_counter() - start >= deadline_s:
             stopped_at = i
             break
         began = time.perf_counter()
@@ -719,7 +726,7 @@ class IdleConnections:
     socket before the server program calls accept(), up to the listen backlog.
     """
 
-    def __init__(self, host: str, port: int, count: int, connect_timeout_s: float, deadline_s: float | None = None):
+    def __init__(self, host: str, port: int, count: int, connect_timeout_s: float, deadline_s: float = OPEN_DEADLINE_S):
         self.requested = count
         self.sockets: list[socket.socket] = []
         self.failures: Counter = Counter()
@@ -728,7 +735,7 @@ class IdleConnections:
         self.bytes_received = 0  # data the server sent on a connection nobody spoke on
         start = time.perf_counter()
         for _ in range(count):
-            if deadline_s is not None and time.perf_counter() - start >= deadline_s:
+            if time.perf_counter() - start >= deadline_s:
                 self.failures[f"not attempted: the {deadline_s:g} s deadline for opening them passed"] += 1
                 continue
             sock, why = _connect(host, port, connect_timeout_s)
@@ -805,7 +812,7 @@ class IdleConnections:
 
 @contextmanager
 def idle_connections(host: str, port: int, *, count: int, connect_timeout_s: float = 2.0,
-                     deadline_s: float | None = None) -> Iterator[IdleConnections]:
+                     deadline_s: float = OPEN_DEADLINE_S) -> Iterator[IdleConnections]:
     """Hold `count` idle connections open while the with-block runs; the yielded handle
     reports accepted / refused, and on exit how many the server closed meanwhile."""
     hold = IdleConnections(host, port, count, connect_timeout_s, deadline_s)

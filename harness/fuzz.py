@@ -96,7 +96,6 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
     counts as breaking too.  With `restart`, a device that is down when it is needed is
     restarted, at most `max_restarts` times."""
     result = FuzzResult(seed=run_seed)
-    failing_seen = False
     recent: deque[FuzzFrame] = deque(maxlen=PRECEDING + 1)
     known_down = [False]  # the last input left the device down beyond the recovery time
     # Hypothesis only tries an input while shrinking when it is simpler than the best failure so
@@ -129,7 +128,7 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
     @seed(run_seed)
     @given(strategy)
     def attempt(frame: FuzzFrame) -> None:
-        nonlocal failing_seen
+        failing_seen = bool(last_break)
         if failing_seen:
             if shrink_budget_s is not None and time.monotonic() - first_break_at[0] > shrink_budget_s \
                     and frame != last_break[-1][0]:
@@ -159,7 +158,6 @@ def find_breaking_input(strategy: st.SearchStrategy[FuzzFrame], send: Send, aliv
             if not failing_seen:
                 result.preceding = list(recent)[:-1]
                 first_break_at[0] = time.monotonic()
-            failing_seen = True
             last_break.append((frame, reply, problem, cause))
             raise _DeviceBroke(f"{frame.describe()}: {problem}")
 

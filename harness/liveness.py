@@ -37,16 +37,20 @@ evidence a robustness case stores in results.json.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 OK, WRONG, MISSING = "ok", "wrong", "missing"
 STATUSES = (OK, WRONG, MISSING)
 
 Probe = Callable[[float], tuple[str, str]]
+T = TypeVar("T")
+_NONE = object()  # a queue that ran out, in take_in_turn
 
 TIMELINE_CAP = 2000  # entries in a report's timeline strip
 _DETAIL_CAP = 200  # characters of a device-derived detail kept in the evidence
@@ -177,6 +181,17 @@ def answers_within(probe: Probe, within_s: float, answer_s: float, pause_s: floa
         if time.monotonic() >= deadline:
             return False
         time.sleep(pause_s)
+
+
+def take_in_turn(queues: Sequence[Sequence[T]], limit: int) -> list[T]:
+    """Up to `limit` items, one from each queue in turn (the first of each, then the second...):
+    how the probes pick known points so that every table (or node group) gets read."""
+    picked: list[T] = []
+    for row in itertools.zip_longest(*queues, fillvalue=_NONE):
+        for item in row:
+            if item is not _NONE and len(picked) < limit:
+                picked.append(item)
+    return picked
 
 
 class LivenessMonitor:
@@ -434,12 +449,8 @@ def judge(
     if recovery_limit_s < 0:
         raise ValueError(f"recovery_limit_s must be 0 or more seconds, got {recovery_limit_s!r}")
     samples = sorted(samples, key=lambda s: s.t)
-
-    def waited_into_the_attack(s: Sample) -> bool:  # a silence the attack may have caused
-        return s.status == MISSING and s.t < start < s.t + probe_timeout_s
-
-    before = [s for s in samples if s.t < start and not waited_into_the_attack(s)]
-    during = [s for s in samples if start <= s.t < end or waited_into_the_attack(s)]
+    before = [s for s in samples if s.t < start and not _waited_into(s, start, probe_timeout_s)]
+    during = [s for s in samples if start <= s.t < end or _waited_into(s, start, probe_timeout_s)]
     after = [s for s in samples if s.t >= end]
     first_ok = next((s for s in after if s.status == OK), None)
     recovered = None if first_ok is None else first_ok.t - end
@@ -509,6 +520,12 @@ def _at(t: float, attack_start: float) -> str:
     return f"{t - attack_start:+.2f} s"
 
 
+def _waited_into(s: Sample, attack_start: float, probe_timeout_s: float) -> bool:
+    """A probe that started before the attack and was still waiting for its answer when the
+    attack began: a silence the attack may have caused."""
+    return s.status == MISSING and s.t < attack_start < s.t + probe_timeout_s
+
+
 def _outages(samples: Sequence[Sample], attack_start: float, last_t: float,
              probe_timeout_s: float = 0.0) -> list[tuple[Sample, float]]:
     """Runs of MISSING samples at or after the attack start (or started before it and still
@@ -520,7 +537,7 @@ def _outages(samples: Sequence[Sample], attack_start: float, last_t: float,
     runs: list[tuple[Sample, float]] = []
     first: Sample | None = None
     for s in samples:
-        if s.t < attack_start and not (s.status == MISSING and s.t + probe_timeout_s > attack_start):
+        if s.t < attack_start and not _waited_into(s, attack_start, probe_timeout_s):
             continue
         if s.status == MISSING:
             if first is None:
@@ -576,4 +593,5 @@ __all__ = [
     "compact_timeline",
     "judge",
     "plan_next_slot",
+    "take_in_turn",
 ]

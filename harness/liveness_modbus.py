@@ -41,7 +41,7 @@ from .codec.modbus import (
     unpack_bits,
 )
 from .codec.modbus import datatypes
-from .liveness import MISSING, OK, WRONG, Probe
+from .liveness import MISSING, OK, WRONG, Probe, answers_within, take_in_turn
 
 # table -> (read request type, most items one read may ask for: Application Protocol §6.1-6.4)
 _READS = {
@@ -50,7 +50,7 @@ _READS = {
     "holding_registers": (ReadHoldingRegistersRequest, 125),
     "input_registers": (ReadInputRegistersRequest, 125),
 }
-_READ_ONLY_TABLES = ("input_registers", "discrete_inputs")
+READ_ONLY_TABLES = ("input_registers", "discrete_inputs")
 _VALUES_SHOWN = 8  # values quoted in a WRONG detail
 
 
@@ -254,7 +254,7 @@ def checks_from_profile(profile, limit: int = 3, *, with_values: bool = True) ->
     each table so both kinds of read are watched.  `with_values=False` checks only that the
     answers are well-formed: for a real device whose measurements move.
     """
-    per_table: dict[str, list[PointCheck]] = {t: [] for t in _READ_ONLY_TABLES}
+    per_table: dict[str, list[PointCheck]] = {t: [] for t in READ_ONLY_TABLES}
     for point in profile.points:
         table = getattr(point.table, "value", point.table)
         if table not in per_table or point.value is None:
@@ -269,15 +269,29 @@ def checks_from_profile(profile, limit: int = 3, *, with_values: bool = True) ->
         if len(words) > _READS[table][1]:
             continue
         per_table[table].append(PointCheck(table, point.address, len(words), tuple(words) if with_values else None))
-    picked: list[PointCheck] = []
-    queues = [q for q in per_table.values() if q]
-    while queues and len(picked) < limit:
-        for queue in list(queues):
-            if len(picked) < limit:
-                picked.append(queue.pop(0))
-            if not queue:
-                queues.remove(queue)
-    return picked
+    return take_in_turn(list(per_table.values()), limit)
 
 
-__all__ = ["ModbusProbe", "PointCheck", "checks_from_profile", "judge_response", "modbus_probe"]
+def checks_to_block(checks: Sequence[PointCheck]) -> list[dict]:
+    """The checks as a replay block stores them (JSON)."""
+    return [{"table": c.table, "address": c.address, "count": c.count,
+             "expected": list(c.expected) if c.expected is not None else None} for c in checks]
+
+
+def replay_alive(host: str, port: int, unit: int, block: dict, timeout_s: float, within_s: float) -> bool | None:
+    """Does the device answer the replay block's checks within `within_s` (each read bounded by
+    `timeout_s` too)?  None when the block has no checks.  For `harness replay` (protocol
+    "modbus")."""
+    checks = [PointCheck(c["table"], c["address"], c["count"], tuple(c["expected"]) if c.get("expected") is not None else None)
+              for c in block.get("checks") or []]
+    if not checks:
+        return None
+    probe = modbus_probe(host, port, unit, checks)
+    try:
+        return answers_within(probe, max(within_s, timeout_s), timeout_s, pause_s=0.05)
+    finally:
+        probe.close()
+
+
+__all__ = ["ModbusProbe", "PointCheck", "checks_from_profile", "checks_to_block", "judge_response", "modbus_probe",
+           "replay_alive"]

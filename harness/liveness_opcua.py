@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .liveness import MISSING, OK, WRONG, Probe, answers_within
+from .liveness import MISSING, OK, WRONG, Probe, answers_within, take_in_turn
+from .liveness_modbus import READ_ONLY_TABLES  # points Modbus cannot write either
 from .opcua import (
     BadReply,
     ChannelClosed,
@@ -71,7 +72,6 @@ SESSION_TIMEOUT_MS = 30_000  # asked for; a session idle for half of what the se
 CLOSE_TIMEOUT_S = 0.5  # CloseSession + CloseSecureChannel on close(), at most
 _GRACE_S = 0.25  # the calling thread waits this much longer than the probe's own deadline
 _SHOWN = 60  # characters of a device-sent value quoted in a WRONG detail
-_READ_ONLY_TABLES = ("input_registers", "discrete_inputs")  # Modbus cannot write these either
 
 
 class SessionRefused(Exception):
@@ -476,17 +476,10 @@ def checks_from_profile(profile, limit: int = 3, *, with_values: bool = True) ->
         if point.writable or point.value is None or point.type == "string" or not point.node_id:
             continue
         table = getattr(point.table, "value", point.table) or "opcua"
-        group = table if table in _READ_ONLY_TABLES else "other"
+        group = table if table in READ_ONLY_TABLES else "other"
         expected = _engineering(point) if with_values else None
         groups.setdefault(group, []).append(NodeCheck(f"nsu={section.namespace};{point.node_id}", expected))
-    queues = [groups[g] for g in _READ_ONLY_TABLES if groups.get(g)]
-    picked: list[NodeCheck] = []
-    while queues and len(picked) < limit:
-        for queue in list(queues):
-            if len(picked) < limit:
-                picked.append(queue.pop(0))
-            if not queue:
-                queues.remove(queue)
+    picked = take_in_turn([groups.get(g, []) for g in READ_ONLY_TABLES], limit)
     picked += groups.get("other", [])[: limit - len(picked)]
     return picked
 

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from .attacks import modbus_tcp_reply_length, send_each, uacp_reply_length
 from .codec.modbus.describe import describe_tcp
-from .liveness import answers_within
-from .liveness_modbus import PointCheck, modbus_probe
+from .liveness_modbus import replay_alive
 from .target import parse_target
 
 
@@ -95,21 +94,13 @@ def replay_block(results: dict, case_id: str) -> dict:
 
 
 def _alive(target, block: dict, timeout_s: float, within_s: float) -> bool | None:
-    checks = [PointCheck(c["table"], c["address"], c["count"], tuple(c["expected"]) if c.get("expected") is not None else None)
-              for c in block.get("checks") or []]
-    if not checks:
-        return None
-    probe = modbus_probe(target.host, target.port, target.unit or block.get("unit") or 1, checks)
-    try:
-        return answers_within(probe, max(within_s, timeout_s), timeout_s, pause_s=0.05)
-    finally:
-        probe.close()
+    return replay_alive(target.host, target.port, target.unit or block.get("unit") or 1, block, timeout_s, within_s)
 
 
 def _alive_opcua(target, block: dict, timeout_s: float, within_s: float) -> bool | None:
-    from .liveness_opcua import replay_alive  # asyncua: loaded only for an OPC UA replay
+    from .liveness_opcua import replay_alive as opcua_replay_alive  # asyncua: loaded only for an OPC UA replay
 
-    return replay_alive(target.url, block, timeout_s, within_s)
+    return opcua_replay_alive(target.url, block, timeout_s, within_s)
 
 
 def replay(results: dict, case_id: str, target_url: str | None = None, with_preceding: bool = False) -> ReplayReport:
@@ -124,6 +115,13 @@ def replay(results: dict, case_id: str, target_url: str | None = None, with_prec
     frames = [bytes.fromhex(h) for h in block.get("frames") or []]
     if not frames:
         raise ReplayError(f"case {case_id}'s replay block has no frames")
+    connections = [(False, frames)]
+    if with_preceding:
+        earlier = [[bytes.fromhex(h) for h in connection] for connection in block.get("preceding") or []]
+        if not earlier:
+            raise ReplayError(f"case {case_id} recorded no inputs before the one that broke the device: replay it "
+                              "without --with-preceding")
+        connections = [(True, connection) for connection in earlier] + connections
     reply_length = modbus_tcp_reply_length if protocol == "modbus" else uacp_reply_length
     timeout_s = float(block.get("reply_timeout_s", 1.0))
     recovery_s = float(block.get("recovery_s", 2.0))
@@ -134,13 +132,6 @@ def replay(results: dict, case_id: str, target_url: str | None = None, with_prec
     report.alive_before = before is not False
     if before is False:
         return report
-    connections = [(False, frames)]
-    if with_preceding:
-        earlier = [[bytes.fromhex(h) for h in connection] for connection in block.get("preceding") or []]
-        if not earlier:
-            raise ReplayError(f"case {case_id} recorded no inputs before the one that broke the device: replay it "
-                              "without --with-preceding")
-        connections = [(True, connection) for connection in earlier] + connections
     for preceding, sent in connections:
         outcomes = send_each(target.host, target.port, sent, reply_length=reply_length, reply_timeout_s=timeout_s,
                              reconnect=False)

@@ -21,8 +21,6 @@ Each command's output goes to a temporary file; a failed restart quotes its last
 from __future__ import annotations
 
 import atexit
-import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,9 +28,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .process_group import stop_process_group
+
 Alive = Callable[[float], bool]  # alive(within_s): does the device answer within that time?
 
-STOP_GRACE_S = 3.0  # SIGTERM, then this long, then SIGKILL
 ASK_EVERY_S = 1.0  # while waiting for the restarted device, how long each liveness ask may take
 OUTPUT_TAIL_LINES = 8
 
@@ -119,7 +118,7 @@ class Restarter:
     def _stop_previous(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            _stop_group(proc)
+            stop_process_group(proc)
         if self._output is not None:
             self._output.close()
             self._output = None
@@ -134,19 +133,6 @@ class Restarter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(wait_s)
-            break
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @atexit.register

@@ -9,16 +9,15 @@ exchange are the evidence, and `harness replay RUN CASE` sends it again.
 
 from __future__ import annotations
 
-import time
 
 from harness.attacks import Outcome, modbus_tcp_reply_length, send_each
 from harness.codec.modbus.describe import describe_tcp
 from harness.conformance import case, fail
 from harness.fuzz import FuzzResult
-from harness.model import Frame
+from harness.liveness_modbus import checks_to_block
 from harness.strategies.modbus import boundary_adus, malformed_adus
 
-from ..robustness import fuzz, inconclusive_unless_reproduced, replay_block, which_input
+from ..robustness import fuzz, record_exchange, replay_block, which_input
 from .support import AP, IEC, IG
 
 REPLY_TIMEOUT_S = 0.5
@@ -47,32 +46,18 @@ def _tables(dut) -> dict[str, tuple[int, int]]:
     return {table.value: (extent.start, extent.count) for table, extent in dut.mb.tables.items()}
 
 
-def replay_checks(known_points) -> list[dict]:
-    """The known points as the replay block stores them, for `harness replay`'s liveness check."""
-    return [{"table": c.table, "address": c.address, "count": c.count,
-             "expected": list(c.expected) if c.expected is not None else None} for c in known_points]
-
-
 def _record(dut, evidence, result: FuzzResult, rob, known_points) -> None:
     """The input that broke the device, its answer, and the replay block."""
-    outcome: Outcome = result.reply
-    now_mono, now_wall = time.monotonic(), time.time()
-    conn = f"->{dut.target.host}:{dut.target.port}"
-    evidence.frames.append(Frame("tx", now_mono, now_wall, result.broke.data.hex(),
-                                 f"{result.broke.kind}: {describe_tcp(result.broke.data, is_response=False)}", conn))
-    if outcome is not None and outcome.reply:
-        evidence.frames.append(Frame("rx", now_mono + outcome.elapsed_s, now_wall + outcome.elapsed_s, outcome.reply.hex(),
-                                     describe_tcp(outcome.reply, is_response=True), conn))
+    sent = [(result.broke.data, f"{result.broke.kind}: {describe_tcp(result.broke.data, is_response=False)}")]
+    record_exchange(evidence, f"->{dut.target.host}:{dut.target.port}", sent, [result.reply],
+                    lambda reply: describe_tcp(reply, is_response=True))
     evidence.replay = replay_block(result, rob, "modbus", [result.broke.data], [[f.data] for f in result.preceding],
-                                   REPLY_TIMEOUT_S, unit=dut.unit, checks=replay_checks(known_points))
+                                   REPLY_TIMEOUT_S, unit=dut.unit, checks=checks_to_block(known_points))
 
 
 def _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, strategy, case_id, judge=None) -> FuzzResult:
-    result = fuzz(strategy, _send(dut), liveness, rob, harness_seed, evidence, case_id, restarter=restarter, judge=judge)
-    if result.broke is not None:
-        _record(dut, evidence, result, rob, known_points)
-    inconclusive_unless_reproduced(result)
-    return result
+    return fuzz(strategy, _send(dut), liveness, rob, harness_seed, evidence, case_id, restarter=restarter, judge=judge,
+                record=lambda result: _record(dut, evidence, result, rob, known_points))
 
 
 @case("ROB-MB-MALFORMED", "Malformed frames neither stop the device nor change its data",

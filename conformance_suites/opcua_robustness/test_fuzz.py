@@ -21,7 +21,6 @@ evidence, and `harness replay RUN CASE` sends them again.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from harness.attacks import Outcome, send_each, uacp_reply_length
@@ -29,10 +28,9 @@ from harness.codec.opcua import uacp
 from harness.conformance import case, fail
 from harness.fuzz import FuzzResult
 from harness.liveness_opcua import checks_to_block
-from harness.model import Frame
 from harness.strategies import FuzzFrame, uacp_messages
 
-from ..robustness import fuzz, inconclusive_unless_reproduced, replay_block, which_input
+from ..robustness import fuzz, record_exchange, replay_block, which_input
 from .support import IEC, P6, hello
 
 # How long an answer is awaited when only liveness is judged: long enough for the server to
@@ -105,15 +103,10 @@ def _record(dut, evidence, result: FuzzResult, rob, known_points, answer_window_
     hello_message = hello(dut)
     exchange: Exchange | None = result.reply
     frames = exchange.frames if exchange is not None else wire_frames(result.broke, hello_message)
-    now_mono, now_wall = time.monotonic(), time.time()
-    conn = f"->{dut.host}:{dut.port}"
-    for n, data in enumerate(frames):
-        label = result.broke.kind if n == len(frames) - 1 else "the valid Hello first"
-        evidence.frames.append(Frame("tx", now_mono, now_wall, data.hex(), f"{label}: {uacp.describe(data)}", conn))
-        outcome = exchange.outcomes[n] if exchange is not None and n < len(exchange.outcomes) else None
-        if outcome is not None and outcome.reply:
-            evidence.frames.append(Frame("rx", now_mono + outcome.elapsed_s, now_wall + outcome.elapsed_s, outcome.reply.hex(),
-                                         _describe_reply(outcome.reply), conn))
+    labels = ["the valid Hello first"] * (len(frames) - 1) + [result.broke.kind]
+    record_exchange(evidence, f"->{dut.host}:{dut.port}", [(data, f"{label}: {uacp.describe(data)}")
+                                                             for data, label in zip(frames, labels)],
+                    exchange.outcomes if exchange is not None else [], _describe_reply)
     preceding = [wire_frames(frame, hello_message) for frame in result.preceding]
     # reply_timeout_s as in the run, so that a replay is timed the same
     evidence.replay = replay_block(result, rob, "opcua", frames, preceding, answer_window_s, endpoint_url=dut.url,
@@ -122,12 +115,9 @@ def _record(dut, evidence, result: FuzzResult, rob, known_points, answer_window_
 
 def _fuzz(dut, evidence, rob, known_points, liveness, restarter, harness_seed, case_id: str, answer_window_s: float,
           judge=None) -> FuzzResult:
-    result = fuzz(uacp_messages(dut.url), _send(dut, answer_window_s), liveness, rob, harness_seed, evidence, case_id,
-                  restarter=restarter, judge=judge, device="server")
-    if result.broke is not None:
-        _record(dut, evidence, result, rob, known_points, answer_window_s)
-    inconclusive_unless_reproduced(result)
-    return result
+    return fuzz(uacp_messages(dut.url), _send(dut, answer_window_s), liveness, rob, harness_seed, evidence, case_id,
+                restarter=restarter, judge=judge, device="server",
+                record=lambda result: _record(dut, evidence, result, rob, known_points, answer_window_s))
 
 
 def _size(result: FuzzResult) -> str:

@@ -33,7 +33,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -45,8 +44,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..process_group import stop_process_group
+
 DEFAULT_STARTUP_TIMEOUT_S = 15.0
-STOP_GRACE_S = 3.0
+STOP_GRACE_S = 3.0  # SIGTERM, then this long, then SIGKILL (harness.process_group)
 LISTEN_RE = re.compile(r"listening on (modbus\+tcp|opc\.tcp)://([^\s:/]+):(\d+)(/\S*)?")
 # what the readiness probe of each scheme does, for the error messages
 PROBE_WHAT = {"modbus+tcp": "answer a Modbus FC3 read", "opc.tcp": "acknowledge an OPC UA Hello"}
@@ -327,22 +328,7 @@ class PeerProcess:
         proc = self.proc
         code = None
         if proc is not None:
-            if proc.poll() is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    pass
-            # Whatever happened to the leader, make sure no member of the group survives.
-            _signal_group(proc.pid, signal.SIGKILL)
-            try:
-                code = proc.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:  # unkillable (D state): nothing more we can do
-                code = None
-            # Grandchildren are not ours to wait for: watch the group empty (init reaps them).
-            deadline = time.monotonic() + STOP_GRACE_S
-            while _group_alive(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.01)
+            code = stop_process_group(proc, STOP_GRACE_S)
             if self._reader is not None:
                 self._reader.join(1.0)
             _live.discard(self)
@@ -368,23 +354,6 @@ class PeerProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def _indent(text: str) -> str:

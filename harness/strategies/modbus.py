@@ -391,10 +391,6 @@ _FULL_SPAN = (0, ADDRESS_SPACE)
 _ANY_VALID_PDU = st.one_of([_valid_pdu(fc, _FULL_SPAN) for fc in DATA_FUNCTION_CODES])
 
 
-def _mbap(tid: int, unit: int, pdu: bytes, *, protocol_id: int = 0, length: int | None = None) -> bytes:
-    return encode_tcp(tid, unit, pdu, protocol_id, length)
-
-
 # Every malformation draws the transaction id first, then (where it has one) the valid PDU it
 # starts from, then its own values: the same order everywhere lets the shrinker move a failing
 # frame to a simpler kind and keep the choices it already made.
@@ -404,7 +400,7 @@ def _mbap(tid: int, unit: int, pdu: bytes, *, protocol_id: int = 0, length: int 
 def _protocol_id(draw: st.DrawFn, unit: int) -> FuzzFrame:
     tid, pdu = draw(_TIDS), draw(_ANY_VALID_PDU)
     pid = draw(st.integers(1, 0xFFFF))
-    return _bad("malformed:protocol-id", _mbap(tid, unit, pdu, protocol_id=pid))
+    return _bad("malformed:protocol-id", encode_tcp(tid, unit, pdu, protocol_id=pid))
 
 
 @st.composite
@@ -412,13 +408,13 @@ def _unknown_function(draw: st.DrawFn, unit: int) -> FuzzFrame:
     tid = draw(_TIDS)
     fc = draw(st.sampled_from(UNDEFINED_FUNCTION_CODES))
     pdu = bytes((fc,)) + draw(st.binary(max_size=8))
-    return _bad("malformed:unknown-function", _mbap(tid, unit, pdu))
+    return _bad("malformed:unknown-function", encode_tcp(tid, unit, pdu))
 
 
 @st.composite
 def _truncated(draw: st.DrawFn, unit: int, kind: str) -> FuzzFrame:
     """A valid ADU cut short: inside the header, after the header, or inside the PDU."""
-    adu = _mbap(draw(_TIDS), unit, draw(_ANY_VALID_PDU))
+    adu = encode_tcp(draw(_TIDS), unit, draw(_ANY_VALID_PDU))
     if kind == "malformed:truncated-header":
         cut = draw(st.integers(1, MBAP_HEADER_SIZE - 1))
     elif kind == "malformed:header-only":
@@ -433,7 +429,7 @@ def _length_short(draw: st.DrawFn, unit: int) -> FuzzFrame:
     """The length field covers the unit id and only part of the PDU that follows."""
     tid, pdu = draw(_TIDS), draw(_ANY_VALID_PDU)
     length = draw(st.integers(2, len(pdu)))
-    return _bad("malformed:mbap-length-short", _mbap(tid, unit, pdu, length=length))
+    return _bad("malformed:mbap-length-short", encode_tcp(tid, unit, pdu, length=length))
 
 
 @st.composite
@@ -441,14 +437,14 @@ def _length_long(draw: st.DrawFn, unit: int) -> FuzzFrame:
     """The length field promises more bytes than are sent: the server waits for them."""
     tid, pdu = draw(_TIDS), draw(_ANY_VALID_PDU)
     length = draw(st.integers(len(pdu) + 2, MBAP_MAX_LENGTH))
-    return _bad("malformed:mbap-length-long", _mbap(tid, unit, pdu, length=length))
+    return _bad("malformed:mbap-length-long", encode_tcp(tid, unit, pdu, length=length))
 
 
 @st.composite
 def _length_fixed(draw: st.DrawFn, unit: int, length: int, kind: str) -> FuzzFrame:
     """A length field of 0 or 1 (no room for a function code), the PDU bytes after it."""
     tid, pdu = draw(_TIDS), draw(_ANY_VALID_PDU)
-    return _bad(kind, _mbap(tid, unit, pdu, length=length))
+    return _bad(kind, encode_tcp(tid, unit, pdu, length=length))
 
 
 @st.composite
@@ -456,7 +452,7 @@ def _trailing_garbage(draw: st.DrawFn, unit: int) -> FuzzFrame:
     """A valid request with extra bytes inside the length field: exception 03 (AP §7)."""
     tid, pdu = draw(_TIDS), draw(_ANY_VALID_PDU)
     garbage = draw(st.binary(min_size=1, max_size=min(16, MAX_PDU_SIZE - len(pdu))))
-    return _bad("malformed:trailing-garbage", _mbap(tid, unit, pdu + garbage))
+    return _bad("malformed:trailing-garbage", encode_tcp(tid, unit, pdu + garbage))
 
 
 _COUNTED_FCS = st.sampled_from([16, 15, 23])  # the requests with a byte count field
@@ -478,7 +474,7 @@ def _byte_count_vs_quantity(draw: st.DrawFn, unit: int) -> FuzzFrame:
             pdu = WriteMultipleRegistersRequest(address, quantity, 2 * registers, values).encode()
         else:
             pdu = ReadWriteMultipleRegistersRequest(address, 1, address, quantity, 2 * registers, values).encode()
-    return _bad("malformed:byte-count-quantity", _mbap(tid, unit, pdu))
+    return _bad("malformed:byte-count-quantity", encode_tcp(tid, unit, pdu))
 
 
 @st.composite
@@ -491,7 +487,7 @@ def _odd_register_bytes(draw: st.DrawFn, unit: int) -> FuzzFrame:
         head = struct.pack(">BHHB", 16, address, (count + 1) // 2, count)
     else:
         head = struct.pack(">BHHHHB", 23, address, 1, address, (count + 1) // 2, count)
-    return _bad("malformed:odd-register-bytes", _mbap(tid, unit, head + data))
+    return _bad("malformed:odd-register-bytes", encode_tcp(tid, unit, head + data))
 
 
 @st.composite
@@ -508,7 +504,7 @@ def _byte_count_vs_data(draw: st.DrawFn, unit: int) -> FuzzFrame:
         head = struct.pack(">BHHHHB", 23, address, 1, address, quantity, count)
     else:
         head = struct.pack(">BHHB", fc, address, quantity, count)
-    return _bad("malformed:byte-count-data", _mbap(tid, unit, head + data))
+    return _bad("malformed:byte-count-data", encode_tcp(tid, unit, head + data))
 
 
 @st.composite
@@ -518,7 +514,7 @@ def _oversized(draw: st.DrawFn, unit: int) -> FuzzFrame:
     tid, pdu = draw(_TIDS), draw(_ANY_VALID_PDU)
     least = MAX_PDU_SIZE + 1 - len(pdu)
     padding = draw(st.binary(min_size=least, max_size=least + 40))
-    return _bad("malformed:oversized", _mbap(tid, unit, pdu + padding))
+    return _bad("malformed:oversized", encode_tcp(tid, unit, pdu + padding))
 
 
 @st.composite

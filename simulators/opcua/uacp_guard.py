@@ -79,7 +79,7 @@ class GuardedProtocol(OPCUAProtocol):
                     return
             elif header.message_type != b"OPN" and not self._channel_known(message):
                 self._refuse(uacp.StatusCode.BadTcpSecureChannelUnknown,
-                             f"SecureChannelId {_UINT32.unpack_from(message, 8)[0]} is not open on this connection")
+                             f"SecureChannelId {uacp.secure_channel_id(message)} is not open on this connection")
                 return
             super().data_received(message)
 
@@ -104,6 +104,7 @@ class GuardedProtocol(OPCUAProtocol):
         if processor is None:
             return False
         connection = processor._connection
+        # per MSG, so not uacp.secure_channel_id (which checks the type again: 0.4 µs more)
         return connection.is_open() and _UINT32.unpack_from(message, 8)[0] == connection.security_token.ChannelId
 
     def _hello_problem(self, message: bytes) -> tuple[int, str] | None:

@@ -41,3 +41,20 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def certify_all_pass_within_memory(protocol: str, out: Path, suite: str, growth_limit_kib: int) -> dict:
+    """Certify a fresh simulator of `protocol` with `suite`; assert every case PASSes and the
+    simulator's resident memory grew less than `growth_limit_kib` over the run; the results."""
+    with simulator_process(protocol) as sim:
+        before = rss_kib(sim.pid)
+        code, data, output = certify(sim.url, out, "--suite", suite, "--no-archive")
+        after = rss_kib(sim.pid)
+    assert data is not None, output
+    bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
+    assert bad == {}, output
+    assert code == 0
+    print(f"{protocol} simulator RSS before {before} KiB, after {suite} {after} KiB")
+    # the floods, storms and fuzzing leave no growth behind beyond the allocator's slack
+    assert after - before < growth_limit_kib, f"simulator RSS grew from {before} to {after} KiB"
+    return data

@@ -17,7 +17,7 @@ import pytest
 from harness.profile import example_profile_path
 from simulators.modbus.faults import stream_has_bad_length
 
-from .helpers import HARNESS, certify, rss_kib, simulator_process, verdicts
+from .helpers import HARNESS, certify, certify_all_pass_within_memory, simulator_process, verdicts
 
 ROOT = Path(__file__).resolve().parents[2]
 ROBUSTNESS = ["--suite", "modbus_robustness", "--no-archive"]
@@ -32,17 +32,7 @@ def _replay(run: Path, case: str, url: str) -> subprocess.CompletedProcess:
 
 
 def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
-    with _simulator() as sim:
-        before = rss_kib(sim.pid)
-        code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS)
-        after = rss_kib(sim.pid)
-    assert data is not None, output
-    bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
-    assert bad == {}, output
-    assert code == 0
-    print(f"simulator RSS before {before} KiB, after the robustness suite {after} KiB")
-    # the floods, storms and fuzzing leave no growth behind beyond the allocator's slack
-    assert after - before < 32 * 1024, f"simulator RSS grew from {before} to {after} KiB"
+    data = certify_all_pass_within_memory("modbus", tmp_path, "modbus_robustness", growth_limit_kib=32 * 1024)
     for case in data["cases"]:
         if case["id"] in ("ROB-MB-FLOOD", "ROB-MB-STORM", "ROB-MB-IDLE", "ROB-MB-SLOW"):
             monitor = case["evidence"]["monitor"]
@@ -88,14 +78,15 @@ def test_a_device_that_stays_silent_fails_without_hanging_the_run(tmp_path):
     got = verdicts(data)
     assert got["ROB-MB-MALFORMED"] == "FAIL", output
     assert got["ROB-MB-FLOOD"] in ("FAIL", "ERROR"), output
-    assert data["cases"][0]["evidence"]["attack"]["minimised"] is False or "not minimised" in data["cases"][0]["message"]
+    malformed = next(c for c in data["cases"] if c["id"] == "ROB-MB-MALFORMED")
+    assert malformed["evidence"]["attack"]["minimised"] is False or "not minimised" in malformed["message"]
 
 
-@pytest.mark.parametrize("case", ["ROB-MB-NOPE"])
-def test_replay_names_the_cases_that_have_input(tmp_path, case):
+def test_replay_names_the_cases_that_have_input(tmp_path):
     with _simulator("hang-on-bad-length=1500") as sim:
-        certify(sim.url, tmp_path, *ROBUSTNESS, "-k", "MALFORMED")
-        result = _replay(tmp_path, case, sim.url)
+        _code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS, "-k", "MALFORMED")
+        assert data is not None, output
+        result = _replay(tmp_path, "ROB-MB-NOPE", sim.url)
     assert result.returncode == 2 and "ROB-MB-MALFORMED" in result.stderr, result.stderr
 
 

@@ -15,7 +15,7 @@ from harness.liveness_opcua import replay_alive
 from harness.profile import example_profile_path
 from harness.target import parse_target
 
-from .helpers import HARNESS, certify, rss_kib, simulator_process, verdicts
+from .helpers import HARNESS, certify, certify_all_pass_within_memory, simulator_process, verdicts
 
 ROBUSTNESS = ["--suite", "opcua_robustness", "--no-archive"]
 LOAD_CASES = ("ROB-UA-FLOOD", "ROB-UA-STORM", "ROB-UA-IDLE", "ROB-UA-SLOW")
@@ -41,18 +41,8 @@ def _silenced_by(url: str, replay: dict) -> bool:
 
 
 def test_simulator_passes_every_robustness_case_within_bounded_memory(tmp_path):
-    with _simulator() as sim:
-        before = rss_kib(sim.pid)
-        code, data, output = certify(sim.url, tmp_path, *ROBUSTNESS)
-        after = rss_kib(sim.pid)
-    assert data is not None, output
-    bad = {c["id"]: c["message"] for c in data["cases"] if c["verdict"] != "PASS"}
-    assert bad == {}, output
-    assert code == 0
+    data = certify_all_pass_within_memory("opcua", tmp_path, "opcua_robustness", growth_limit_kib=16 * 1024)
     assert len(data["cases"]) == 7
-    print(f"OPC UA simulator RSS before {before} KiB, after the robustness suite {after} KiB")
-    # the fuzzing, flood, storm and idle connections leave no growth behind beyond the allocator's slack
-    assert after - before < 16 * 1024, f"simulator RSS grew from {before} to {after} KiB"
     for case in data["cases"]:
         if case["id"] in LOAD_CASES:
             monitor = case["evidence"]["monitor"]

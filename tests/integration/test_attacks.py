@@ -30,6 +30,7 @@ from harness.codec.modbus.adu import decode_tcp, encode_tcp
 from harness.codec.modbus.constants import Table
 from harness.codec.modbus.pdu import ReadHoldingRegistersResponse, decode_response, encode_pdu
 from harness.codec.modbus.pdu_requests import ReadHoldingRegistersRequest
+from harness.peers.base import free_port
 from harness.profile import example_profile_path, load_profile
 from simulators.modbus.faults import parse_fault
 from simulators.modbus.server import start_in_thread
@@ -64,11 +65,7 @@ def sim():
 @pytest.fixture
 def dead_port():
     """A loopback port nobody listens on (bound once, then released)."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
+    return free_port()
 
 
 class BarePeer:

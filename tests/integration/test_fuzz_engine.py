@@ -4,11 +4,9 @@ back, and says so when it cannot."""
 
 from __future__ import annotations
 
-import time
-
 from harness.attacks import modbus_tcp_reply_length, send_each
 from harness.fuzz import find_breaking_input
-from harness.liveness import OK
+from harness.liveness import answers_within
 from harness.liveness_modbus import checks_from_profile, modbus_probe
 from harness.profile import example_profile_path, load_profile
 from harness.strategies.modbus import malformed_adus
@@ -21,12 +19,10 @@ def _alive(port: int):
     probe = modbus_probe("127.0.0.1", port, 1, checks_from_profile(load_profile(example_profile_path())))
 
     def alive(within_s: float) -> bool:
-        deadline = time.monotonic() + within_s
-        while probe(0.3)[0] != OK:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        try:
+            return answers_within(probe, within_s, 0.3)
+        finally:
+            probe.close()
 
     return alive
 

@@ -26,9 +26,10 @@ RULES = {
     "harness.attacks": (),
     "harness.liveness": ("harness.model",),
     "harness.liveness_modbus": ("harness.codec", "harness.liveness"),
-    "harness.liveness_opcua": ("harness.liveness", "harness.opcua", "harness.profile"),
+    "harness.liveness_opcua": ("harness.liveness", "harness.liveness_modbus", "harness.opcua", "harness.profile"),
     "harness.fuzz": ("hypothesis", "harness.strategies"),
-    "harness.restart": (),  # runs the profile's restart command: subprocess, no shell
+    "harness.restart": ("harness.process_group",),  # runs the profile's restart command: subprocess, no shell
+    "harness.process_group": (),
     "harness.replay": ("harness.attacks", "harness.codec", "harness.liveness", "harness.liveness_modbus",
                        "harness.liveness_opcua", "harness.target", "harness.store"),
     # Debian's Chromium through Playwright: PDF output and the browser tests
@@ -50,7 +51,7 @@ RULES = {
                          "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua"),
     "harness.opcua": ("harness.codec", "harness.model", "harness.certs", "harness.opcua", "asyncua", "cryptography"),
     # peers load a profile to fill the third-party server with the device's data
-    "harness.peers": ("harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
+    "harness.peers": ("harness.process_group", "harness.codec", "harness.transport", "harness.model", "harness.profile", "harness.profile_opcua",
                       "harness.node_runtime", "harness.certs", "harness.installed",
                       "harness.peers", "pymodbus", "modbus_tk", "umodbus", "pyModbusTCP", "asyncua", "cryptography"),
     "reports": ("harness.model", "harness.verdict", "harness.requirements", "harness.canonical", "reports", "jinja2", "markupsafe",
