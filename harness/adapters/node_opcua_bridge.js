@@ -16,8 +16,8 @@
  * its name), timeout, connect, closed, bad_request (an argument node-opcua refused before
  * sending anything: malformed node id, a value that does not fit its type), unsupported, other.
  *
- * Ops: hello; connect {url, policy, mode, user, password, certificate, private_key, pki_dir,
- * timeout_ms}; close; browse {node_id}; read {node_id}; write {node_id, value, type_name};
+ * Ops: hello; prepare_pki {pki_dir}; connect {url, policy, mode, user, password, certificate,
+ * private_key, pki_dir, timeout_ms}; close; browse {node_id}; read {node_id}; write {node_id, value, type_name};
  * call {object_id, method_id, args: [[value, type_name], ...]}; subscribe {node_id, interval_ms}
  * -> handle; next_change {handle, timeout_ms}; unsubscribe {handle}; time {op, args, n} runs an
  * op n times inside node and reports the elapsed time (the reference for the bridge's cost).
@@ -47,7 +47,9 @@
  * privateKeyFile, the key is also copied into the store (own/private/private_key.pem: otherwise
  * the store makes a fresh RSA key first, ~0.6 s) and applicationUri is read from the
  * certificate's subjectAltName; without one node-opcua makes a self-signed certificate of its own
- * in the store (~0.7 s, once per bridge).
+ * in the store (~0.7 s alone, several seconds while node-opcua's load-time key generation still
+ * runs or the machine is busy).  The op prepare_pki {pki_dir} makes that certificate ahead, under
+ * a watchdog of its own, so the connect's watchdog bounds the exchange with the server only.
  *
  * Every library call is raced against a watchdog (timeout + 1 s) and against the loss of the
  * connection (node-opcua's "connection_lost" event: it would otherwise queue the request for a
@@ -64,6 +66,8 @@ const { BridgeError, quietConsole, serve, withWatchdog } = require("./bridge_pro
 quietConsole();
 
 const STACK = "node-opcua";
+const APPLICATION_NAME = "protocol-harness-node-opcua";
+const PREPARE_PKI_WATCHDOG_MS = 120000; // RSA key generation on a busy machine; the Python side waits as long
 const WATCHDOG_MARGIN_MS = 1000;
 const SESSION_TIMEOUT_MS = 60000;
 const IDLE_TIMEOUT_MS = 60000; // node-opcua's own default transportTimeout (ClientSecureChannelLayer)
@@ -313,6 +317,17 @@ class NodeOpcuaStack {
     }
 
     // ------------------------------------------------------------------ connection
+    /** The store's own certificate, made now rather than inside the first connect (see the top). */
+    async preparePki(a) {
+        const rootFolder = str(a, "pki_dir");
+        const client = this.lib.OPCUAClient.create({
+            applicationName: APPLICATION_NAME,
+            clientCertificateManager: new this.OPCUACertificateManager({ rootFolder, automaticallyAcceptUnknownCertificate: true }),
+        });
+        await client.initializeCM();
+        return null;
+    }
+
     async connect(a) {
         const lib = this.lib;
         await this.close();
@@ -330,7 +345,7 @@ class NodeOpcuaStack {
             channelLayer.minTransactionTimeout = Math.min(DEFAULT_MIN_TRANSACTION_TIMEOUT_MS, this.timeoutMs);
         }
         const options = {
-            applicationName: "protocol-harness-node-opcua",
+            applicationName: APPLICATION_NAME,
             endpointMustExist: false,
             connectionStrategy: { maxRetry: 0, initialDelay: 100, maxDelay: 200 },
             securityMode: lib.MessageSecurityMode[mode],
@@ -609,6 +624,8 @@ async function runOp(op, a) {
     switch (op) {
         case "hello":
             return { stack: STACK, version: stack.version, node: process.versions.node, pid: process.pid };
+        case "prepare_pki":
+            return withWatchdog(stack.preparePki(a), PREPARE_PKI_WATCHDOG_MS, "prepare_pki");
         case "connect":
             return withWatchdog(stack.connect(a), (Number.isInteger(a.timeout_ms) ? a.timeout_ms : 5000) * 3 + WATCHDOG_MARGIN_MS, "connect");
         case "close":

@@ -58,6 +58,7 @@ from .opcua import NAMESPACE_ARRAY, Reference, Value, check_security, check_valu
 SCRIPT = Path(__file__).with_name("node_opcua_bridge.js")
 MARGIN_S = 2.0  # the library's own timeout and the bridge's watchdog answer first; this is the backstop
 START_TIMEOUT_S = 30.0  # node-opcua loads in ~1 s, more on a busy machine
+PREPARE_PKI_TIMEOUT_S = 120.0 + MARGIN_S  # the bridge's own watchdog (RSA key generation) answers first
 _KINDS: dict[str, type[AdapterError]] = {
     "timeout": Timeout,
     "connect": ConnectFailed,
@@ -139,6 +140,7 @@ class NodeOpcuaClient:
         self._pki: Path | None = None
         self._timeout = 5.0
         self._connected = False
+        self._pki_ready = False  # the store holds node-opcua's own certificate (prepare_pki)
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, op: str, args: dict, wait: float | None = None, connecting: bool = False):
@@ -185,6 +187,12 @@ class NodeOpcuaClient:
             self.version = str(self._bridge.hello.get("version", self.version))
         if self._pki is None:
             self._pki = Path(tempfile.mkdtemp(prefix="harness-node-opcua-pki-"))
+            self._pki_ready = False
+        if certificate is None and not self._pki_ready:
+            # node-opcua would make its own certificate inside the first connect, seconds of key
+            # generation that the connect's timeout is not about: made first, bounded on its own
+            self._call("prepare_pki", {"pki_dir": str(self._pki)}, PREPARE_PKI_TIMEOUT_S, connecting=True)
+            self._pki_ready = True
         args = {
             "url": url,
             "policy": policy,
