@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/harness demo --out $(OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist worksteal -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/modbus_throughput.py
