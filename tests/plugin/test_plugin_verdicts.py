@@ -46,6 +46,22 @@ def test_error():
 def test_bug():
     {}["missing"]
 
+@case("C-MB-SILENT", "a Modbus device that does not answer", **META)
+def test_modbus_silent():
+    from harness.transport.modbus_tcp import NoResponse
+    raise NoResponse("no response within 1.0 s")
+
+@case("C-UA-CLOSED", "an OPC UA server that closes the channel", **META)
+def test_opcua_closed():
+    from harness.opcua.errors import ChannelClosed
+    raise ChannelClosed("the server closed the connection")
+
+@case("C-UA-UNTRUSTED", "an OPC UA server that does not trust the harness", **META)
+def test_opcua_untrusted():
+    from harness.codec.opcua.uacp import ErrorMessage
+    from harness.opcua.errors import ChannelRefused
+    raise ChannelRefused("OpenSecureChannel was answered with ERR", error=ErrorMessage(error=0x80130000, reason="untrusted"))
+
 def test_unmarked():
     pass
 '''
@@ -59,6 +75,9 @@ EXPECTED = {
     "C-INC": "INCONCLUSIVE",
     "C-ERR": "ERROR",
     "C-BUG": "ERROR",
+    "C-MB-SILENT": "FAIL",
+    "C-UA-CLOSED": "FAIL",
+    "C-UA-UNTRUSTED": "ERROR",
 }
 
 
@@ -76,6 +95,8 @@ def test_each_ending_gets_its_verdict(pytester, workers):
     assert "one is not two" in by_id["C-ASSERT"]["message"]
     assert by_id["C-ERR"]["message"] == "the lab network is down"
     assert by_id["C-PASS"]["evidence"]["notes"] == ["looked fine"]
+    assert by_id["C-UA-CLOSED"]["message"] == "ChannelClosed: the server closed the connection"
+    assert "trusted certificates" in by_id["C-UA-UNTRUSTED"]["message"]
     assert data["summary"]["overall"] == "NOT_COMPLIANT"
     assert result.ret == 1  # FAIL and ERROR fail the pytest run; NA and INCONCLUSIVE do not
     out = result.stdout.str()
