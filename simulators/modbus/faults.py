@@ -10,7 +10,8 @@ A fault is written `NAME[=VALUE][:fc=N][:every=N]`:
     exception=CODE     answer with that exception code instead (the request is not executed)
     truncate           send the response minus its last byte
     close-mid-reply    send the first half of the response, then close the connection
-    lose-writes        acknowledge a write (FC05, 06, 15, 16) but do not store it: data loss
+    lose-writes        answer a write (FC05, 06, 15, 16) as if it were stored, illegal ones with
+                       their exception as usual, but do not store it: data loss
     hang-on-bad-length=MS
                        a frame whose MBAP length is out of range (below 2 or above 254) makes
                        the whole simulator silent, on every connection, for MS milliseconds

@@ -215,8 +215,8 @@ class _Connection(asyncio.Protocol):
         kinds = {f.kind: f for f in hits}
         if "exception" in kinds:
             pdu = exception_pdu(fc, kinds["exception"].value or 0)  # the request is not executed
-        elif "lose-writes" in kinds and fc in WRITE_FUNCTION_CODES and len(request) >= 5:
-            pdu = request[:5]  # the normal answer (echo, or address and quantity) of a write never made
+        elif "lose-writes" in kinds and fc in WRITE_FUNCTION_CODES:
+            pdu = self.simulator.write_sink.handle_pdu(request)  # checked and answered as stored, but not stored
         else:
             pdu = self.simulator.engine.handle_pdu(request)
             if pdu is None:
@@ -311,6 +311,17 @@ class ModbusSimulator:
         self.connections: set[_Connection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._hung_until: float | None = None  # hang-on-bad-length: silent until then (inf: for good)
+        self._write_sink: ModbusEngine | None = None
+
+    @property
+    def write_sink(self) -> ModbusEngine:
+        """For lose-writes: the device's behaviour over a scratch store of the same extents, so a
+        lost write gets exactly the answer a stored one would (exception 02 or 03 for an illegal
+        one), while the device's own store and its other faces never see it.  The answer to a
+        write function code does not depend on what is stored."""
+        if self._write_sink is None:
+            self._write_sink = ModbusEngine(self.profile)
+        return self._write_sink
 
     def hang_if_faulted(self, kind: str) -> None:
         """A hang fault of `kind` was triggered: go silent for its time (0: for good)."""

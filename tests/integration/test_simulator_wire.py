@@ -386,6 +386,26 @@ def test_fault_exception_answers_without_executing(sim, profile):
         assert faulty.store.read("holding_registers", 0) == [0x1234]
 
 
+def test_fault_lose_writes_answers_as_stored_and_stores_nothing(profile):
+    """A lost write is answered exactly as a stored one, an illegal one with its exception as
+    usual (AP V1.1b3 §6.6, §6.12): only the storing is missing."""
+    with simulator_with(profile, "lose-writes") as sim, RawClient(sim.host, sim.port) as client:
+        assert client.request("0600000099") == bytes.fromhex("0600000099")  # FC06 echo
+        assert client.request("100000000204aaaabbbb") == bytes.fromhex("1000000002")  # FC16 address, quantity
+        assert client.request("0500010000") == bytes.fromhex("0500010000") and client.request("05000100ff") == b"\x85\x03"
+        assert client.request("0600c80001") == b"\x86\x02"  # address 200: outside the 200 registers
+        assert client.request("10000000020300") == b"\x90\x03"  # byte count 3 for 2 registers
+        assert client.request(READ_ONE) == READ_ONE_ANSWER
+        assert sim.store.read("holding_registers", 0, 2) == [0x1234, 0]
+
+
+def test_fault_lose_writes_every_nth_write_only(profile):
+    with simulator_with(profile, "lose-writes:every=2") as sim, RawClient(sim.host, sim.port) as client:
+        for address, value in ((1, 0x11), (2, 0x22), (3, 0x33), (4, 0x44)):
+            assert client.request(bytes([6, 0, address, 0, value])) == bytes([6, 0, address, 0, value])
+        assert sim.store.read("holding_registers", 1, 4) == [0x11, 0, 0x33, 0]
+
+
 def test_fault_exception_for_one_function_code(profile):
     with simulator_with(profile, "exception=4:fc=16") as sim, RawClient(sim.host, sim.port) as client:
         assert client.request(READ_ONE) == READ_ONE_ANSWER
