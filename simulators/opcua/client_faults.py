@@ -127,11 +127,11 @@ class FaultyGuard(GuardedProtocol):
 
     client_faults: ClientFaults = ClientFaults()
 
-    def _hello_problem(self, message: bytes) -> tuple[int, str] | None:
+    def _hello_problem(self, hello: uacp.Hello | uacp.Malformed) -> tuple[int, str] | None:
         faults = self.client_faults
         if faults.record_hello:
-            self._record_hello(message)
-        problem = super()._hello_problem(message)
+            self._record_hello(hello)
+        problem = super()._hello_problem(hello)
         if problem is not None:
             return problem
         if faults.hello_error:
@@ -144,8 +144,7 @@ class FaultyGuard(GuardedProtocol):
         report(self.peer_name, f"Error {_status_name(status)} sent, then the connection closed: {reason}")
         super()._refuse(status, reason)
 
-    def _record_hello(self, message: bytes) -> None:
-        hello = uacp.decode(message)
+    def _record_hello(self, hello: uacp.Hello | uacp.Malformed) -> None:
         record: dict[str, object] = {"peer": _peer_text(self.peer_name)}
         if isinstance(hello, uacp.Hello):
             url = hello.endpoint_url

@@ -59,13 +59,10 @@ class HangingGuard(GuardedProtocol):
             return
         super()._refuse_malformed(problem)
 
-    def _hello_problem(self, message: bytes):
-        problem = super()._hello_problem(message)
-        if problem is not None:
-            decoded = uacp.decode(message)
-            if isinstance(decoded, uacp.Malformed) and decoded.code in SIZE_CODES:
-                self._hang(decoded)
-        return problem
+    def _hello_problem(self, hello: uacp.Hello | uacp.Malformed):
+        if isinstance(hello, uacp.Malformed) and hello.code in SIZE_CODES:
+            self._hang(hello)
+        return super()._hello_problem(hello)
 
     def _refuse(self, status: int, reason: str) -> None:
         if self._silent:

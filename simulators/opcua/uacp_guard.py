@@ -73,7 +73,7 @@ class GuardedProtocol(OPCUAProtocol):
             message = bytes(self._rx[: header.size])
             del self._rx[: header.size]
             if header.message_type == b"HEL":
-                problem = self._hello_problem(message)
+                problem = self._hello_problem(uacp.decode(message, max_size=self._receive_limit))
                 if problem is not None:
                     self._refuse(*problem)
                     return
@@ -107,11 +107,10 @@ class GuardedProtocol(OPCUAProtocol):
         # per MSG, so not uacp.secure_channel_id (which checks the type again: 0.4 µs more)
         return connection.is_open() and _UINT32.unpack_from(message, 8)[0] == connection.security_token.ChannelId
 
-    def _hello_problem(self, message: bytes) -> tuple[int, str] | None:
-        hello = uacp.decode(message, max_size=self._receive_limit)
-        if not isinstance(hello, uacp.Hello):
-            reason = str(hello) if isinstance(hello, uacp.Malformed) else "not a Hello"
-            return uacp.StatusCode.BadDecodingError, reason
+    def _hello_problem(self, hello: uacp.Hello | uacp.Malformed) -> tuple[int, str] | None:
+        """Why the Hello (decoded once, here or as what is wrong with it) is refused, or None."""
+        if isinstance(hello, uacp.Malformed):
+            return hello.status, str(hello)
         url = hello.endpoint_url or ""
         if len(url.encode("utf-8") if isinstance(url, str) else url) >= uacp.MAX_URL_LENGTH:
             return uacp.StatusCode.BadTcpEndpointUrlInvalid, "EndpointUrl of 4096 bytes or more"
