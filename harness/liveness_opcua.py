@@ -40,7 +40,6 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,17 +53,11 @@ from .opcua import (
     UaChannel,
     UaTransportError,
     Unreachable,
-    activate_session,
-    anonymous_token,
     close_session,
-    create_session,
-    endpoint_certificate,
-    get_endpoints,
-    select_endpoint,
     summarize,
     ua,
-    username_token,
 )
+from .opcua.login import SessionRefused, SessionSecurity, open_session
 from .opcua.summary import status_text
 from .profile import engineering_value
 
@@ -72,10 +65,6 @@ SESSION_TIMEOUT_MS = 30_000  # asked for; a session idle for half of what the se
 CLOSE_TIMEOUT_S = 0.5  # CloseSession + CloseSecureChannel on close(), at most
 _GRACE_S = 0.25  # the calling thread waits this much longer than the probe's own deadline
 _SHOWN = 60  # characters of a device-sent value quoted in a WRONG detail
-
-
-class SessionRefused(Exception):
-    """The server answered, but would not give a session (or the nodes to read): a WRONG answer."""
 
 
 @dataclass(frozen=True)
@@ -95,20 +84,6 @@ class NodeCheck:
             raise ValueError(f"NodeCheck node_id {self.node_id!r} is not a node id; write it like 'ns=2;s=Meter.V', "
                              f"'i=2258' or 'nsu=urn:example:data;s=Meter.V'") from None
         object.__setattr__(self, "node_id", text)
-
-
-@dataclass(frozen=True)
-class ProbeSecurity:
-    """How the probe connects when not over SecurityPolicy None anonymously: the policy and
-    mode (its client certificate and key, the server's certificate from GetEndpoints), and a
-    user name with its password."""
-
-    policy: str = "None"
-    mode: str | None = None
-    certificate: Path | str | bytes | None = None
-    private_key: Path | str | bytes | None = None
-    user: str | None = None
-    password: str | None = None
 
 
 def _split_namespace_uri(text: str) -> tuple[str | None, str]:
@@ -167,7 +142,7 @@ def judge_read(checks: Sequence[NodeCheck], reply: Any) -> tuple[str | None, boo
 class OpcuaProbe:
     """A `Probe` over one persistent OPC UA session; see the module docstring."""
 
-    def __init__(self, url: str, checks: Sequence[NodeCheck], *, security: ProbeSecurity | None = None,
+    def __init__(self, url: str, checks: Sequence[NodeCheck], *, security: SessionSecurity | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS):
         if not checks:
             raise ValueError("opcua_probe needs at least one NodeCheck to read")
@@ -178,10 +153,10 @@ class OpcuaProbe:
         self.host = parts.hostname
         self.port = parts.port or 4840
         self.checks = tuple(checks)
-        self.security = security or ProbeSecurity()
+        self.security = security or SessionSecurity()
         if self.security.policy != "None" and (self.security.certificate is None or self.security.private_key is None):
             raise ValueError(f"SecurityPolicy {self.security.policy} needs a client certificate and private key "
-                             "(ProbeSecurity certificate=..., private_key=...)")
+                             "(SessionSecurity certificate=..., private_key=...)")
         self.session_timeout_ms = session_timeout_ms
         self._lock = threading.Lock()  # one call at a time, whichever thread makes it
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -331,9 +306,11 @@ class OpcuaProbe:
         def stage(name: str) -> None:
             self._stage = name
 
-        channel, revised_ms = await open_session(self.host, self.port, self.url, self.security, timeout_s,
-                                                 session_name="harness-liveness", session_timeout_ms=self.session_timeout_ms,
-                                                 on_stage=stage, on_channel=self._adopt)
+        opened = await open_session(self.host, self.port, self.url, self.security, timeout_s,
+                                    session_name="harness-liveness", session_timeout_ms=self.session_timeout_ms,
+                                    on_stage=stage, on_channel=self._adopt)
+        channel = opened.channel
+        revised_ms = opened.revised_timeout_ms or self.session_timeout_ms
         self._idle_limit_s = max(0.5, min(revised_ms, self.session_timeout_ms) / 2000)
         self._stage = "Read NamespaceArray"
         self._node_ids = await resolve_node_ids(channel, [c.node_id for c in self.checks], timeout_s)
@@ -381,49 +358,7 @@ def _good(reply: Any, cls: type) -> bool:
     return isinstance(reply, cls) and reply.ResponseHeader.ServiceResult.is_good()
 
 
-# --------------------------------------------------------------------------- sessions (shared with the suites)
-
-
-async def open_session(host: str, port: int, url: str, security: ProbeSecurity | None, timeout_s: float, *,
-                       session_name: str = "harness", session_timeout_ms: int = SESSION_TIMEOUT_MS,
-                       on_stage=lambda stage: None, on_channel=lambda channel: None) -> tuple[UaChannel, float]:
-    """An activated session (GetEndpoints first for a secure policy): (channel, the session
-    timeout the server granted, ms).  Raises UaTransportError, or `SessionRefused` for an answer
-    that is not a good one; each step bounded by `timeout_s`.  `on_stage` hears the name of each
-    step as it starts, `on_channel` gets the channel once it is open (to cut it on a timeout)."""
-    security = security or ProbeSecurity()
-    options: dict[str, Any] = {}
-    if security.policy != "None":
-        on_stage("GetEndpoints")
-        reply = await get_endpoints(host, port, url, timeout=timeout_s)
-        endpoints = list(getattr(reply, "Endpoints", None) or [])
-        endpoint = select_endpoint(endpoints, security.policy, security.mode or "SignAndEncrypt")
-        if endpoint is None:
-            raise SessionRefused(f"GetEndpoints: no endpoint offers {security.policy} {security.mode or 'SignAndEncrypt'}")
-        options = {"certificate": security.certificate, "private_key": security.private_key,
-                   "server_certificate": endpoint_certificate(endpoint)}
-    on_stage("Hello/OpenSecureChannel")
-    channel = UaChannel(host, port, url, policy=security.policy, mode=security.mode, timeout=timeout_s, **options)
-    await channel.open()
-    on_channel(channel)
-    try:
-        on_stage("CreateSession")
-        created = await create_session(channel, session_name=session_name, endpoint_url=url,
-                                       session_timeout_ms=session_timeout_ms, timeout=timeout_s)
-        if not _good(created, ua.CreateSessionResponse):
-            raise SessionRefused(f"CreateSession answered with {summarize(created)}")
-        on_stage("ActivateSession")
-        if security.user is None:
-            token = anonymous_token(channel)
-        else:
-            token = username_token(channel, security.user, security.password or "")
-        activated = await activate_session(channel, token=token, timeout=timeout_s)
-        if not _good(activated, ua.ActivateSessionResponse):
-            raise SessionRefused(f"ActivateSession answered with {summarize(activated)}")
-    except BaseException:
-        channel.abort()
-        raise
-    return channel, float(created.Parameters.RevisedSessionTimeout or session_timeout_ms)
+# --------------------------------------------------------------------------- node ids
 
 
 async def resolve_node_ids(channel: UaChannel, node_ids: Sequence[str], timeout_s: float) -> list[Any]:
@@ -440,7 +375,8 @@ async def resolve_node_ids(channel: UaChannel, node_ids: Sequence[str], timeout_
         reply = await channel.request(request, timeout=timeout_s)
         if (not _good(reply, ua.ReadResponse) or not reply.Results or not reply.Results[0].StatusCode.is_good()
                 or not isinstance(reply.Results[0].Value.Value, list)):
-            raise SessionRefused(f"reading the NamespaceArray answered with {summarize(reply)}")
+            raise SessionRefused("Read NamespaceArray", "a ReadResponse with the NamespaceArray", reply,
+                                 headline="reading the NamespaceArray did not succeed")
         indexes = {uri: i for i, uri in enumerate(reply.Results[0].Value.Value)}
     nodes = []
     for uri, rest in split:
@@ -448,12 +384,13 @@ async def resolve_node_ids(channel: UaChannel, node_ids: Sequence[str], timeout_
             nodes.append(ua.NodeId.from_string(rest))
             continue
         if uri not in indexes:
-            raise SessionRefused(f"namespace {uri} is not in the server's NamespaceArray")
+            raise SessionRefused("Read NamespaceArray", f"namespace {uri} in the NamespaceArray", reply,
+                                 observed=f"namespace {uri} is not in the server's NamespaceArray")
         nodes.append(ua.NodeId.from_string(f"ns={indexes[uri]};{rest}"))
     return nodes
 
 
-def opcua_probe(url: str, checks: Sequence[NodeCheck], *, security: ProbeSecurity | None = None) -> Probe:
+def opcua_probe(url: str, checks: Sequence[NodeCheck], *, security: SessionSecurity | None = None) -> Probe:
     """A liveness probe reading `checks` from the OPC UA server at `url` (opc.tcp://HOST:PORT/PATH)."""
     return OpcuaProbe(url, checks, security=security)
 
@@ -518,12 +455,9 @@ def replay_alive(url: str, block: dict, timeout_s: float, within_s: float) -> bo
 __all__ = [
     "NodeCheck",
     "OpcuaProbe",
-    "ProbeSecurity",
-    "SessionRefused",
     "checks_from_profile",
     "checks_to_block",
     "judge_read",
-    "open_session",
     "opcua_probe",
     "replay_alive",
     "resolve_node_ids",

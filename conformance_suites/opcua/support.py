@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -34,7 +35,8 @@ from harness.opcua.discovery import endpoint_certificate, get_endpoints, select_
 from harness.opcua.errors import UaTransportError
 from harness.opcua.raw import RawUacpConnection
 from harness.opcua.summary import status_text as status_name
-from harness.opcua.session import activate_session, anonymous_token, close_session, create_session, username_token
+from harness.opcua.login import SessionRefused, SessionSecurity, open_session
+from harness.opcua.session import close_session
 from harness.profile import Point, Profile
 from harness.profile_opcua import OpcuaSection
 from harness.requirements import Catalogue, suite_catalogue
@@ -209,18 +211,22 @@ class UaDut:
     async def session(self, policy: str | None = None, mode: str | None = None, user: str | None = None) -> AsyncIterator[Session]:
         """An activated session (anonymous, or as the profile's `user`), closed afterwards.
 
-        Default policy and mode: the target's (`?policy=&mode=`), else None."""
-        channel = await self.open_channel(policy, mode)
+        Default policy and mode: the target's (`?policy=&mode=`), else None.  A login step the
+        server answers badly is a FAIL."""
+        if policy is None:
+            policy, mode = self.policy, mode or self.mode
         user = user if user is not None else self.user
+        security = SessionSecurity(policy, mode, user=user, password=self.password(user) if user is not None else None)
+        if policy != "None":
+            pair = harness_client_certificate()
+            security = dataclasses.replace(security, certificate=pair.cert_path, private_key=pair.key_path)
         try:
-            created = await create_session(channel, endpoint_url=self.url)
-            if not isinstance(created, ua.CreateSessionResponse) or not result_of(created).is_good():
-                fail("CreateSession did not succeed", expected="a CreateSessionResponse with Good", observed=describe(created))
-            token = anonymous_token(channel) if user is None else username_token(channel, user, self.password(user))
-            activated = await activate_session(channel, token=token)
-            if not isinstance(activated, ua.ActivateSessionResponse) or not result_of(activated).is_good():
-                fail("ActivateSession did not succeed", expected="an ActivateSessionResponse with Good", observed=describe(activated))
-            yield Session(channel, created, activated)
+            opened = await open_session(self.host, self.port, self.url, security, self.timeout, record=self.record)
+        except SessionRefused as exc:
+            fail(exc.headline, expected=exc.expected, observed=exc.observed)
+        channel = opened.channel
+        try:
+            yield Session(channel, opened.created, opened.activated)
             with contextlib.suppress(UaTransportError):
                 await close_session(channel)
         finally:

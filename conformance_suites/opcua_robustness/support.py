@@ -12,8 +12,9 @@ from harness.attacks import AttackResult
 from harness.certs import harness_client_certificate
 from harness.codec.opcua import uacp
 from harness.liveness import answers_within
-from harness.liveness_opcua import NodeCheck, ProbeSecurity, open_session, opcua_probe, resolve_node_ids
+from harness.liveness_opcua import NodeCheck, opcua_probe, resolve_node_ids
 from harness.opcua import UaChannel, UaTransportError, close_session, summarize, ua
+from harness.opcua.login import SessionSecurity, open_session
 
 from ..robustness import IEC, judge_attack
 
@@ -26,16 +27,16 @@ SETUP_TIMEOUT_S = 5.0
 __all__ = ["IEC", "P6", "Liveness", "hello", "judge_attack", "probe_security", "read_flood"]
 
 
-def probe_security(dut) -> ProbeSecurity | None:
+def probe_security(dut) -> SessionSecurity | None:
     """The monitor connects as the target asks (?policy=&mode=&user=), with the harness's
     client certificate on a secured policy; None: SecurityPolicy None, anonymous."""
     if dut.policy == "None" and dut.user is None:
         return None
     password = dut.password(dut.user) if dut.user is not None else None
     if dut.policy == "None":
-        return ProbeSecurity(user=dut.user, password=password)
+        return SessionSecurity(user=dut.user, password=password)
     pair = harness_client_certificate()
-    return ProbeSecurity(dut.policy, dut.mode, pair.cert_path, pair.key_path, dut.user, password)
+    return SessionSecurity(dut.policy, dut.mode, pair.cert_path, pair.key_path, dut.user, password)
 
 
 def hello(dut) -> bytes:
@@ -70,8 +71,8 @@ def read_flood(dut, checks: Sequence[NodeCheck], *, rate_per_s: float, duration_
 async def _read_flood(dut, checks, rate_per_s: float, duration_s: float, reply_timeout_s: float) -> AttackResult:
     name = f"Read flood {rate_per_s:g}/s on one session"
     try:
-        channel, _ = await open_session(dut.host, dut.port, dut.url, probe_security(dut), SETUP_TIMEOUT_S,
-                                        session_name="harness-flood")
+        channel = (await open_session(dut.host, dut.port, dut.url, probe_security(dut), SETUP_TIMEOUT_S,
+                                      session_name="harness-flood")).channel
         nodes = await resolve_node_ids(channel, [c.node_id for c in checks], SETUP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - the server would not give the session: no flood, the monitor judges
         return AttackResult(name, 0, 0, 1, 0.0, 0.0, [f"no session for the flood: {type(exc).__name__}: {exc}"])

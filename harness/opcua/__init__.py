@@ -4,6 +4,7 @@
     channel    UaChannel: a secure channel that sends any ua.*Request and returns the reply as
                it came (ServiceFault and bad status codes included)
     session    create/activate/close session, identity tokens, signatures
+    login      open_session: GetEndpoints, channel, CreateSession, ActivateSession in one call
     discovery  GetEndpoints, FindServers, endpoint selection
     security   security policies by spec name, certificate and key loading
     summary    one-line summaries of service messages for evidence
