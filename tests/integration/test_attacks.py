@@ -298,7 +298,9 @@ def test_dribble_really_splits_the_frame():
     reader.join(3)
     listener.close()
     assert b"".join(chunks) == read_frame()
-    assert len(chunks) >= 8, chunks  # a loaded machine may merge a few reads, never most
+    # One burst arrives as one read.  A loaded machine can stall the reader long enough to
+    # merge many of the 12 reads (6 were merged under 3 workers on 2 cores), never all but two.
+    assert len(chunks) >= 3, chunks
     assert outcome.reply is None and (outcome.closed or "timeout" in outcome.error)
 
 
