@@ -89,6 +89,24 @@ def test_hello_small_buffers(dut):
     dut.run(check())
 
 
+@case("UA-UACP-HELLO-MALFORMED", "A Hello cut short inside its fields is refused with an Error and a close",
+      requirements=["UA-P6-7.1.5-MALFORMED-HELLO", "UA-P6-7.1.5-KEEPS-SERVING"], level="MUST", clause=f"{P6} §7.1.5")
+def test_hello_malformed(dut):
+    async def check():
+        conn = await dut.raw()
+        try:
+            # The five UInt32 fields and two of the four bytes of the EndpointUrl's length: the
+            # MessageSize (30) covers exactly what is sent, and the Hello cannot be decoded.
+            whole = uacp.encode_body(uacp.Hello(0, 65536, 65536, 0, 0, dut.url))
+            await conn.send(uacp.encode_message(b"HEL", whole[:22], b"F"), summary="Hello ending inside its EndpointUrl length")
+            await _expect_error_and_close(dut, conn, "a Hello cut short inside its fields")
+        finally:
+            conn.close()
+        await _still_serving(dut)
+
+    dut.run(check())
+
+
 @case("UA-UACP-MESSAGE-TOO-LARGE", "A message larger than the negotiated buffer gets Bad_TcpMessageTooLarge and a close",
       requirements=["UA-P6-7.1.2.2-MESSAGE-SIZE", "UA-P6-7.1.5-KEEPS-SERVING"], level="MUST", clause=f"{P6} §7.1.2.2")
 def test_message_larger_than_negotiated(dut):

@@ -31,6 +31,7 @@ ASYNCUA_FINDINGS = {
     "UA-UACP-HELLO-SMALL-BUFFERS",  # 1024-byte buffers acknowledged
     "UA-UACP-UNKNOWN-TYPE",  # no Error, connection stays open
     "UA-UACP-OPN-BEFORE-HELLO",  # accepted
+    "UA-UACP-HELLO-MALFORMED",  # a Hello cut short inside its fields: no Error, the connection stays open
 }
 
 
