@@ -46,6 +46,28 @@ async def _still_serving(dut) -> None:
         conn.close()
 
 
+def _refused(dut, what: str, data: bytes, *, summary: str | None = None, hello_first: bool = False,
+             allowed: set[int] | None = None, still_serving: bool = True) -> None:
+    """On a connection of its own (after an acknowledged Hello when `hello_first`), `data` gets
+    an Error message (with an allowed code) and a close; then, unless `still_serving` is False,
+    the server still acknowledges a Hello on a new connection."""
+    async def check():
+        conn = await dut.raw()
+        try:
+            if hello_first:
+                ack = await conn.hello(dut.url)
+                if not isinstance(ack, uacp.Acknowledge):
+                    fail("the Hello was not acknowledged", expected="Acknowledge", observed=repr(ack))
+            await conn.send(data, summary=summary)
+            await _expect_error_and_close(dut, conn, what, allowed)
+        finally:
+            conn.close()
+        if still_serving:
+            await _still_serving(dut)
+
+    dut.run(check())
+
+
 @case("UA-UACP-HELLO-ACK", "A Hello is acknowledged with buffer sizes within what the Hello offered",
       requirements=["UA-P6-7.1.2.3-HELLO-ACK"], level="MUST", clause=f"{P6} §7.1.2.4")
 def test_hello_acknowledge(dut):
@@ -77,34 +99,17 @@ def test_hello_acknowledge(dut):
 @case("UA-UACP-HELLO-SMALL-BUFFERS", "A Hello with buffers below 8192 bytes is refused with an Error and a close",
       requirements=["UA-P6-7.1.2.3-HELLO-MIN-BUFFER", "UA-P6-7.1.5-KEEPS-SERVING"], level="MUST", clause=f"{P6} §7.1.2.3")
 def test_hello_small_buffers(dut):
-    async def check():
-        conn = await dut.raw()
-        try:
-            await conn.send(uacp.encode(uacp.Hello(0, 1024, 1024, 0, 0, dut.url)))
-            await _expect_error_and_close(dut, conn, "Hello with 1024-byte buffers")
-        finally:
-            conn.close()
-        await _still_serving(dut)
-
-    dut.run(check())
+    _refused(dut, "Hello with 1024-byte buffers", uacp.encode(uacp.Hello(0, 1024, 1024, 0, 0, dut.url)))
 
 
 @case("UA-UACP-HELLO-MALFORMED", "A Hello cut short inside its fields is refused with an Error and a close",
       requirements=["UA-P6-7.1.5-MALFORMED-HELLO", "UA-P6-7.1.5-KEEPS-SERVING"], level="MUST", clause=f"{P6} §7.1.5")
 def test_hello_malformed(dut):
-    async def check():
-        conn = await dut.raw()
-        try:
-            # The five UInt32 fields and two of the four bytes of the EndpointUrl's length: the
-            # MessageSize (30) covers exactly what is sent, and the Hello cannot be decoded.
-            whole = uacp.encode_body(uacp.Hello(0, 65536, 65536, 0, 0, dut.url))
-            await conn.send(uacp.encode_message(b"HEL", whole[:22], b"F"), summary="Hello ending inside its EndpointUrl length")
-            await _expect_error_and_close(dut, conn, "a Hello cut short inside its fields")
-        finally:
-            conn.close()
-        await _still_serving(dut)
-
-    dut.run(check())
+    # The five UInt32 fields and two of the four bytes of the EndpointUrl's length: the
+    # MessageSize (30) covers exactly what is sent, and the Hello cannot be decoded.
+    whole = uacp.encode_body(uacp.Hello(0, 65536, 65536, 0, 0, dut.url))
+    _refused(dut, "a Hello cut short inside its fields", uacp.encode_message(b"HEL", whole[:22], b"F"),
+             summary="Hello ending inside its EndpointUrl length")
 
 
 @case("UA-UACP-MESSAGE-TOO-LARGE", "A message larger than the negotiated buffer gets Bad_TcpMessageTooLarge and a close",
@@ -131,49 +136,21 @@ def test_message_larger_than_negotiated(dut):
 @case("UA-UACP-UNKNOWN-TYPE", "An unknown message type gets Bad_TcpMessageTypeInvalid and a close",
       requirements=["UA-P6-7.1.2.2-MESSAGE-TYPE", "UA-P6-7.1.5-KEEPS-SERVING"], level="MUST", clause=f"{P6} §7.1.2.2")
 def test_unknown_message_type(dut):
-    async def check():
-        conn = await dut.raw()
-        try:
-            ack = await conn.hello(dut.url)
-            if not isinstance(ack, uacp.Acknowledge):
-                fail("the Hello was not acknowledged", expected="Acknowledge", observed=repr(ack))
-            await conn.send(uacp.encode_message(b"XYZ", struct.pack("<I", 0) + b"\x00" * 16, b"F"))
-            await _expect_error_and_close(dut, conn, "message type XYZ", {uacp.StatusCode.BadTcpMessageTypeInvalid})
-        finally:
-            conn.close()
-        await _still_serving(dut)
-
-    dut.run(check())
+    _refused(dut, "message type XYZ", uacp.encode_message(b"XYZ", struct.pack("<I", 0) + b"\x00" * 16, b"F"),
+             hello_first=True, allowed={uacp.StatusCode.BadTcpMessageTypeInvalid})
 
 
 @case("UA-UACP-GARBAGE-HEADER", "A garbage header gets an Error message and a close",
       requirements=["UA-P6-7.1.2.2-MESSAGE-TYPE", "UA-P6-7.1.5-KEEPS-SERVING"], level="MUST", clause=f"{P6} §7.1.5")
 def test_garbage_header(dut):
-    async def check():
-        conn = await dut.raw()
-        try:
-            await conn.send(bytes(range(0x80, 0x80 + 64)), summary="64 bytes of garbage")
-            await _expect_error_and_close(dut, conn, "a garbage header")
-        finally:
-            conn.close()
-        await _still_serving(dut)
-
-    dut.run(check())
+    _refused(dut, "a garbage header", bytes(range(0x80, 0x80 + 64)), summary="64 bytes of garbage")
 
 
 @case("UA-UACP-OPN-BEFORE-HELLO", "OpenSecureChannel before any Hello is refused with an Error and a close",
       requirements=["UA-P6-7.1.3-HELLO-FIRST"], level="MUST", clause=f"{P6} §7.1.3")
 def test_open_before_hello(dut):
-    async def check():
-        conn = await dut.raw()
-        try:
-            # A well-formed OPN header with an empty security header and sequence header: the
-            # server must not get as far as decoding it.
-            body = struct.pack("<I", 0) + struct.pack("<i", len(NONE_POLICY_URI)) + NONE_POLICY_URI
-            body += struct.pack("<ii", -1, -1) + struct.pack("<II", 1, 1)
-            await conn.send(uacp.encode_message(b"OPN", body, b"F"))
-            await _expect_error_and_close(dut, conn, "OPN before Hello")
-        finally:
-            conn.close()
-
-    dut.run(check())
+    # A well-formed OPN header with an empty security header and sequence header: the server
+    # must not get as far as decoding it.
+    body = struct.pack("<I", 0) + struct.pack("<i", len(NONE_POLICY_URI)) + NONE_POLICY_URI
+    body += struct.pack("<ii", -1, -1) + struct.pack("<II", 1, 1)
+    _refused(dut, "OPN before Hello", uacp.encode_message(b"OPN", body, b"F"), still_serving=False)
