@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import random
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -205,9 +207,33 @@ class _HarnessSession:
         self.write_artifacts = write_artifacts
         self.writer = None
         self.interrupted = False
+        self._session: pytest.Session | None = None
+        self._previous_sigint = None
+
+    # Ctrl-C raises KeyboardInterrupt as always, and also sets a flag that ends the run at the
+    # next case boundary.  The exception alone can be lost on its way: Python ignores an
+    # exception raised in a finalizer, and a signal handler may run inside one.  A run that
+    # went on to the end would then be written as "finished".
+    def _on_sigint(self, signum, frame) -> None:
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def _catch_ctrl_c(self) -> None:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigint is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:
+        if self.interrupted and self._session is not None:
+            self._session.shouldstop = "interrupted (Ctrl-C)"
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._session = session
+        self._catch_ctrl_c()
         # Under pytest-xdist the controlling process never collects, so the writer starts
         # here and learns each suite (and loads its catalogue) from the first case it gets.
         from .results_writer import ResultsWriter

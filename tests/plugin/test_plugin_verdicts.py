@@ -133,3 +133,30 @@ def test_case_marker_demands_versioned_clause():
         case("X", "t", requirements=["R"], level="OUGHT", clause="Spec V1 §1")
     with pytest.raises(ValueError, match="requirement"):
         case("X", "t", requirements=[], level="MUST", clause="Spec V1 §1")
+
+
+def test_ctrl_c_that_a_case_swallows_still_ends_the_run_as_interrupted(pytester):
+    """Python ignores an exception raised in a finalizer, and the Ctrl-C handler may run inside
+    one.  The run must still stop at the next case and say it was interrupted."""
+    pytester.makepyfile(test_suite='''
+import os, signal
+from harness.conformance import case
+META = dict(requirements=["R"], level="MUST", clause="Spec V1 §1")
+
+@case("FIRST", "gets the Ctrl-C and loses it", **META)
+def test_first():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass  # the handler runs here
+    except KeyboardInterrupt:
+        pass
+
+@case("SECOND", "never runs", **META)
+def test_second():
+    pass
+''')
+    pytester.runpytest_subprocess("--results-json", "out/results.json", "-p", "no:cacheprovider")
+    data = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert data["run"]["status"] == "interrupted"
+    assert [c["id"] for c in data["cases"]] == ["FIRST"]
