@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -213,15 +212,9 @@ class UaDut:
 
         Default policy and mode: the target's (`?policy=&mode=`), else None.  A login step the
         server answers badly is a FAIL."""
-        if policy is None:
-            policy, mode = self.policy, mode or self.mode
-        user = user if user is not None else self.user
-        security = SessionSecurity(policy, mode, user=user, password=self.password(user) if user is not None else None)
-        if policy != "None":
-            pair = harness_client_certificate()
-            security = dataclasses.replace(security, certificate=pair.cert_path, private_key=pair.key_path)
         try:
-            opened = await open_session(self.host, self.port, self.url, security, self.timeout, record=self.record)
+            opened = await open_session(self.host, self.port, self.url, self.login_security(policy, mode, user), self.timeout,
+                                        record=self.record)
         except SessionRefused as exc:
             fail(exc.headline, expected=exc.expected, observed=exc.observed)
         channel = opened.channel
@@ -232,6 +225,18 @@ class UaDut:
         finally:
             with contextlib.suppress(UaTransportError):
                 await channel.close()
+
+    def login_security(self, policy: str | None = None, mode: str | None = None, user: str | None = None) -> SessionSecurity:
+        """How to log in (default: as the target asks, `?policy=&mode=&user=`): the harness's
+        client certificate on a secured policy, the profile's password for a user."""
+        if policy is None:
+            policy, mode = self.policy, mode or self.mode
+        user = user if user is not None else self.user
+        password = self.password(user) if user is not None else None
+        if policy == "None":
+            return SessionSecurity(user=user, password=password)
+        pair = harness_client_certificate()
+        return SessionSecurity(policy, mode, pair.cert_path, pair.key_path, user, password)
 
     def password(self, user: str) -> str:
         for u in self.ua.users:

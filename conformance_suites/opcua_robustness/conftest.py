@@ -12,7 +12,7 @@ from harness.liveness_opcua import checks_from_profile, opcua_probe
 
 from ..opcua.support import UaDut
 from ..robustness import device_serving_before_case, restarter, rob, run_attacks_one_at_a_time, watch  # noqa: F401 - fixtures
-from .support import Liveness, probe_security
+from .support import Liveness
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def liveness(dut, known_points, rob):
 @pytest.fixture
 def monitor(dut, rob, known_points):
     """Reads the known nodes every `monitor_interval_ms` over a session of its own."""
-    yield from watch(opcua_probe(dut.url, known_points, security=probe_security(dut)), rob)
+    yield from watch(opcua_probe(dut.url, known_points, security=dut.login_security()), rob)
 
 
 def pytest_collection_modifyitems(items):

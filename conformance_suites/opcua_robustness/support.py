@@ -9,12 +9,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 from harness.attacks import AttackResult
-from harness.certs import harness_client_certificate
 from harness.codec.opcua import uacp
 from harness.liveness import answers_within
 from harness.liveness_opcua import NodeCheck, opcua_probe, resolve_node_ids
 from harness.opcua import UaChannel, UaTransportError, close_session, summarize, ua
-from harness.opcua.login import SessionSecurity, open_session
+from harness.opcua.login import open_session
 
 from ..robustness import IEC, judge_attack
 
@@ -24,19 +23,7 @@ FLOOD_MAX_IN_FLIGHT = 2000  # Reads sent and not yet answered, at most; beyond t
 FLOOD_DRAIN_S = 0.5  # after the flood, how long answers still in flight are awaited
 SETUP_TIMEOUT_S = 5.0
 
-__all__ = ["IEC", "P6", "Liveness", "hello", "judge_attack", "probe_security", "read_flood"]
-
-
-def probe_security(dut) -> SessionSecurity | None:
-    """The monitor connects as the target asks (?policy=&mode=&user=), with the harness's
-    client certificate on a secured policy; None: SecurityPolicy None, anonymous."""
-    if dut.policy == "None" and dut.user is None:
-        return None
-    password = dut.password(dut.user) if dut.user is not None else None
-    if dut.policy == "None":
-        return SessionSecurity(user=dut.user, password=password)
-    pair = harness_client_certificate()
-    return SessionSecurity(dut.policy, dut.mode, pair.cert_path, pair.key_path, dut.user, password)
+__all__ = ["IEC", "P6", "Liveness", "hello", "judge_attack", "read_flood"]
 
 
 def hello(dut) -> bytes:
@@ -48,7 +35,7 @@ class Liveness:
     """Does the server answer a Read of the known nodes, within a time? (for the fuzzer)"""
 
     def __init__(self, dut, checks: Sequence[NodeCheck], timeout_s: float):
-        self._probe = opcua_probe(dut.url, checks, security=probe_security(dut))
+        self._probe = opcua_probe(dut.url, checks, security=dut.login_security())
         self._timeout_s = timeout_s
 
     def __call__(self, within_s: float) -> bool:
@@ -71,7 +58,7 @@ def read_flood(dut, checks: Sequence[NodeCheck], *, rate_per_s: float, duration_
 async def _read_flood(dut, checks, rate_per_s: float, duration_s: float, reply_timeout_s: float) -> AttackResult:
     name = f"Read flood {rate_per_s:g}/s on one session"
     try:
-        channel = (await open_session(dut.host, dut.port, dut.url, probe_security(dut), SETUP_TIMEOUT_S,
+        channel = (await open_session(dut.host, dut.port, dut.url, dut.login_security(), SETUP_TIMEOUT_S,
                                       session_name="harness-flood")).channel
         nodes = await resolve_node_ids(channel, [c.node_id for c in checks], SETUP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - the server would not give the session: no flood, the monitor judges

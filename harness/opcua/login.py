@@ -19,7 +19,7 @@ from asyncua import ua
 from .channel import UaChannel
 from .discovery import endpoint_certificate, get_endpoints, select_endpoint
 from .evidence import Recorder
-from .session import activate_session, anonymous_token, create_session, username_token
+from .session import _good, activate_session, anonymous_token, create_session, username_token
 from .summary import summarize
 
 
@@ -59,10 +59,6 @@ class OpenSession:
     @property
     def revised_timeout_ms(self) -> float:
         return float(self.created.Parameters.RevisedSessionTimeout or 0)
-
-
-def _good(reply: Any, cls: type) -> bool:
-    return isinstance(reply, cls) and reply.ResponseHeader.ServiceResult.is_good()
 
 
 async def open_session(host: str, port: int, url: str, security: SessionSecurity | None, timeout_s: float, *,

@@ -47,7 +47,6 @@ from pathlib import Path
 from ..process_group import stop_process_group
 
 DEFAULT_STARTUP_TIMEOUT_S = 15.0
-STOP_GRACE_S = 3.0  # SIGTERM, then this long, then SIGKILL (harness.process_group)
 LISTEN_RE = re.compile(r"listening on (modbus\+tcp|opc\.tcp)://([^\s:/]+):(\d+)(/\S*)?")
 # what the readiness probe of each scheme does, for the error messages
 PROBE_WHAT = {"modbus+tcp": "answer a Modbus FC3 read", "opc.tcp": "acknowledge an OPC UA Hello"}
@@ -328,7 +327,7 @@ class PeerProcess:
         proc = self.proc
         code = None
         if proc is not None:
-            code = stop_process_group(proc, STOP_GRACE_S)
+            code = stop_process_group(proc)  # SIGTERM, a grace period, then SIGKILL to the group
             if self._reader is not None:
                 self._reader.join(1.0)
             _live.discard(self)
